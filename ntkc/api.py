@@ -1,0 +1,94 @@
+"""Public entry points. Thin: check arguments, build the problem, dispatch to a method."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from ntkc.axes import canonicalize_axes
+from ntkc.methods import METHODS
+from ntkc.problem import build_problem
+from ntkc.passes.select import choose_method
+
+PyTree = Any
+
+#: Valid values of ``method``: every registered method plus ``"auto"``.
+def valid_methods() -> tuple[str, ...]:
+    return (*METHODS, "auto")
+
+
+def _check_method(method: str) -> None:
+    if not isinstance(method, str) or method not in valid_methods():
+        raise ValueError(f"Unknown `method` {method!r}; valid methods are {list(valid_methods())}.")
+
+
+def _check_axes_arg(axes: Any, argname: str) -> None:
+    # Range checks need the output rank; types are checked now so mistakes surface early.
+    canonicalize_axes(axes, 10**6, argname=argname)
+
+
+def ntk_fn(
+    f: Callable,
+    trace_axes: Sequence[int] = (-1,),
+    diagonal_axes: Sequence[int] = (),
+    vmap_axes: Any = None,
+    method: str = "auto",
+) -> Callable:
+    """Return ``kernel(x1, x2, params, **kwargs)`` computing the empirical NTK of ``f``.
+
+    ``Θ(x1, x2) = [∂f(params, x1)/∂params] [∂f(params, x2)/∂params]ᵀ``, with the same output
+    layout as neural-tangents' ``empirical_ntk_fn``, so code can switch by changing an import.
+
+    Args:
+      f: ``f(params, x, **kwargs)`` returning an array or a pytree of arrays whose leading axis
+        (by default) indexes examples.
+      trace_axes: output axes to trace over: x1's and x2's copies are identified, summed and
+        **divided by their size** (an average), and the axis disappears. Default ``(-1,)``:
+        average over the logits.
+      diagonal_axes: output axes on which only the diagonal is kept; they appear once.
+      vmap_axes: ``None`` (evaluate ``f`` on whole batches), an int batch axis for inputs and
+        outputs, a pytree of ints matching ``x``, or ``(in_axes, out_axes, kwargs_axes)``.
+        Giving it certifies that ``f`` is a ``vmap`` over examples; each example is evaluated
+        on its own (batch of one), which is also what makes batch-coupled models per-example.
+      method: one of ``"jacobian"``, ``"ntvp"``, ``"auto"`` (see ``ntkc.METHODS``).
+
+    Returns:
+      ``kernel(x1, x2, params, **kwargs)``; ``x2=None`` means ``x2 = x1``. A keyword argument
+      given as a 2-tuple is split: the first element goes to x1, the second to x2. The result is
+      one array per output leaf (same pytree as ``f``'s output). Its axes are, output axis by
+      output axis: a traced axis contributes nothing, a diagonal axis one axis, any other axis
+      the pair (x1's, x2's). For outputs of shape ``(N, O)``:
+
+      ============================  ========================  =================
+      trace_axes                    diagonal_axes             kernel shape
+      ============================  ========================  =================
+      ``(-1,)`` (default)           ``()``                    ``(N1, N2)``
+      ``()``                        ``()``                    ``(N1, N2, O, O)``
+      ``()``                        ``(0,)``                  ``(N, O, O)``
+      ``(-1,)``                     ``(0,)``                  ``(N,)``
+      ============================  ========================  =================
+
+    Example:
+      >>> import jax.numpy as jnp, ntkc
+      >>> f = lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"]
+      >>> params = {"w": jnp.ones((3, 4)) / 2, "v": jnp.ones((4, 2)) / 2}
+      >>> x1, x2 = jnp.ones((5, 3)), jnp.ones((7, 3))
+      >>> ntkc.ntk_fn(f)(x1, x2, params).shape
+      (5, 7)
+      >>> ntkc.ntk_fn(f, trace_axes=())(x1, None, params).shape
+      (5, 5, 2, 2)
+    """
+    if not callable(f):
+        raise TypeError(f"`f` must be callable as f(params, x, **kwargs), got {type(f).__name__}.")
+    _check_method(method)
+    _check_axes_arg(trace_axes, "trace_axes")
+    _check_axes_arg(diagonal_axes, "diagonal_axes")
+
+    def kernel(x1: PyTree, x2: PyTree | None, params: PyTree, **kwargs: Any) -> PyTree:
+        problem = build_problem(
+            f, x1, x2, params, kwargs,
+            trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes,
+        )
+        name = choose_method(problem, params) if method == "auto" else method
+        return METHODS[name](problem, params)
+
+    return kernel

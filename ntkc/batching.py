@@ -1,0 +1,195 @@
+"""Binding ``f`` to one side's inputs: ``vmap_axes`` and keyword-argument semantics.
+
+Follows neural-tangents' ``empirical_ntk_fn``:
+
+* ``vmap_axes=None``: ``f(params, x, **kwargs)`` is evaluated on the whole batch.
+* ``vmap_axes`` given: the caller certifies that ``f`` equals a ``vmap`` of itself over
+  ``x`` (along ``in_axes``), keyword arguments (along ``kwargs_axes``) and outputs (along
+  ``out_axes``). Each example is then evaluated as ``f(params, x[i:i+1], ...)`` with the batch
+  axis squeezed out of the outputs, so models that couple examples (batch statistics) get
+  per-example semantics, exactly as in neural-tangents.
+* ``vmap_axes`` may be an int (same axis for inputs and outputs), a pytree of ints/None matching
+  ``x``, or the triple ``(in_axes, out_axes, kwargs_axes)``.
+* A keyword argument whose value is a 2-tuple is split: its first element goes to the x1 side,
+  its second to the x2 side. Any other value is passed to both sides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+PyTree = Any
+
+
+def split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split keyword arguments between the x1 and x2 sides (2-tuples are split).
+
+    >>> split_kwargs({"a": (1, 2), "b": 3})
+    ({'a': 1, 'b': 3}, {'a': 2, 'b': 3})
+    """
+    kw1, kw2 = {}, {}
+    for name, value in kwargs.items():
+        if isinstance(value, tuple) and len(value) == 2:
+            kw1[name], kw2[name] = value
+        else:
+            kw1[name] = kw2[name] = value
+    return kw1, kw2
+
+
+def _is_triple(vmap_axes: Any) -> bool:
+    return isinstance(vmap_axes, tuple) and len(vmap_axes) == 3 and not all(
+        isinstance(a, int) or a is None for a in vmap_axes
+    )
+
+
+def _broadcast_axes(axes: Any, tree: PyTree, *, argname: str) -> PyTree:
+    """An int/None or a pytree prefix of ``tree`` -> one axis (or None) per leaf of ``tree``."""
+    if axes is None or isinstance(axes, int):
+        return jax.tree_util.tree_map(lambda _: axes, tree)
+    try:
+        return jax.tree_util.tree_map(
+            lambda a, leaf: a, axes, tree, is_leaf=lambda a: a is None
+        )
+    except ValueError as e:
+        raise ValueError(
+            f"`{argname}` must be an int, None, or a pytree matching the structure of the "
+            f"corresponding value; got {axes!r} for a value with structure "
+            f"{jax.tree_util.tree_structure(tree)}."
+        ) from e
+
+
+def _canonical_axis(axis: Any, leaf: Any, *, argname: str) -> int | None:
+    if axis is None:
+        return None
+    ndim = jnp.ndim(leaf)
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise TypeError(f"`{argname}` must contain ints or None, got {axis!r}.")
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"`{argname}` has axis {axis}, out of range for a leaf of shape {jnp.shape(leaf)}."
+        )
+    return axis % ndim
+
+
+@dataclasses.dataclass(frozen=True)
+class VmapAxes:
+    """Canonical batch axes: one int/None per leaf of x, of the outputs, and per kwarg."""
+
+    x: PyTree
+    out: PyTree
+    kwargs: dict[str, int | None]
+
+
+def canonicalize_vmap_axes(
+    vmap_axes: Any, x: PyTree, fx: PyTree, kwargs: dict[str, Any]
+) -> VmapAxes | None:
+    """Resolve the user's ``vmap_axes`` against example values ``x`` and shapes ``fx``."""
+    if vmap_axes is None:
+        return None
+    if _is_triple(vmap_axes):
+        in_axes, out_axes, kw_axes = vmap_axes
+    else:
+        in_axes, kw_axes = vmap_axes, {}
+        leaves = jax.tree_util.tree_leaves(vmap_axes)
+        if isinstance(vmap_axes, int) or vmap_axes is None:
+            out_axes = vmap_axes
+        elif leaves and all(a == leaves[0] for a in leaves):
+            out_axes = leaves[0]
+        else:
+            raise ValueError(
+                "`vmap_axes` is a pytree with different axes per input leaf, so the output batch "
+                "axis is ambiguous; pass the triple (in_axes, out_axes, kwargs_axes)."
+            )
+    kw_axes = dict(kw_axes or {})
+    unknown = sorted(set(kw_axes) - set(kwargs))
+    if unknown:
+        raise ValueError(
+            f"`vmap_axes` names keyword arguments {unknown} that were not passed to the kernel "
+            f"function (passed: {sorted(kwargs)})."
+        )
+    x_axes = jax.tree_util.tree_map(
+        lambda a, leaf: _canonical_axis(a, leaf, argname="vmap_axes (in_axes)"),
+        _broadcast_axes(in_axes, x, argname="vmap_axes (in_axes)"), x,
+        is_leaf=lambda a: a is None,
+    )
+    out = jax.tree_util.tree_map(
+        lambda a, leaf: _canonical_axis(a, leaf, argname="vmap_axes (out_axes)"),
+        _broadcast_axes(out_axes, fx, argname="vmap_axes (out_axes)"), fx,
+        is_leaf=lambda a: a is None,
+    )
+    kw_canon = {
+        name: _canonical_axis(axis, kwargs[name], argname=f"vmap_axes (kwargs_axes[{name!r}])")
+        for name, axis in kw_axes.items()
+    }
+    if any(a is None for a in jax.tree_util.tree_leaves(out, is_leaf=lambda a: a is None)):
+        raise ValueError("`vmap_axes`: every output leaf needs an int out axis, got None.")
+    return VmapAxes(x=x_axes, out=out, kwargs=kw_canon)
+
+
+def _expand(tree: PyTree, axes: PyTree) -> PyTree:
+    return jax.tree_util.tree_map(
+        lambda a, v: v if a is None else jnp.expand_dims(v, a), axes, tree,
+        is_leaf=lambda a: a is None,
+    )
+
+
+def _squeeze(tree: PyTree, axes: PyTree) -> PyTree:
+    return jax.tree_util.tree_map(lambda a, v: jnp.squeeze(v, a), axes, tree)
+
+
+@dataclasses.dataclass(frozen=True)
+class Side:
+    """``f`` bound to one side's inputs ``x`` and keyword arguments.
+
+    ``side.apply(params)`` gives the batched outputs (what the kernel's axes refer to);
+    ``side.example(params, x_i, kw_i)`` evaluates one example when ``vmap`` is set.
+    """
+
+    f: Callable
+    x: PyTree
+    kwargs: dict[str, Any]
+    vmap: VmapAxes | None
+
+    def _batched_kwargs(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        axes = self.vmap.kwargs if self.vmap is not None else {}
+        batched = {k: v for k, v in self.kwargs.items() if axes.get(k) is not None}
+        shared = {k: v for k, v in self.kwargs.items() if axes.get(k) is None}
+        return batched, shared
+
+    def example(self, params: PyTree, x_i: PyTree, kw_i: dict[str, Any]) -> PyTree:
+        """Outputs of one example (batch axis removed); only valid with ``vmap`` set."""
+        assert self.vmap is not None
+        batched, shared = self._batched_kwargs()
+        kw_axes = {k: self.vmap.kwargs[k] for k in batched}
+        x_full = _expand(x_i, self.vmap.x)
+        kw_full = {k: jnp.expand_dims(v, kw_axes[k]) for k, v in kw_i.items()}
+        return _squeeze(self.f(params, x_full, **kw_full, **shared), self.vmap.out)
+
+    def map_examples(self, fn: Callable[[PyTree, dict[str, Any]], PyTree]) -> PyTree:
+        """``vmap`` ``fn(x_i, kw_i)`` over examples; results get a new leading axis."""
+        batched, _ = self._batched_kwargs()
+        kw_in = {k: self.vmap.kwargs[k] for k in batched}
+        return jax.vmap(fn, in_axes=(self.vmap.x, kw_in))(self.x, batched)
+
+    def apply(self, params: PyTree) -> PyTree:
+        """Batched outputs ``f(params, x, **kwargs)`` (per-example semantics under vmap)."""
+        if self.vmap is None:
+            return self.f(params, self.x, **self.kwargs)
+        stacked = self.map_examples(lambda x_i, kw_i: self.example(params, x_i, kw_i))
+        return move_batch_axis(stacked, self.vmap.out)
+
+
+def move_batch_axis(stacked: PyTree, out_axes: PyTree) -> PyTree:
+    """Move a leading example axis of every leaf of ``stacked[out_leaf]...`` to ``out_axes``.
+
+    ``stacked`` may have extra structure below each output leaf (e.g. a Jacobian's parameter
+    tree); each of its leaves gets the axis of the output leaf it belongs to.
+    """
+    def move(axis, sub):
+        return jax.tree_util.tree_map(lambda v: jnp.moveaxis(v, 0, axis), sub)
+
+    return jax.tree_util.tree_map(move, out_axes, stacked, is_leaf=lambda a: isinstance(a, int))

@@ -1,0 +1,79 @@
+"""The NTK problem for one call: both sides bound to their inputs, checked, with output axes.
+
+Every method receives an :class:`NTKProblem`; building it performs all argument checking, so
+methods can assume valid input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import jax
+
+from ntkc import validate
+from ntkc.axes import KernelAxes
+from ntkc.batching import Side, canonicalize_vmap_axes, split_kwargs
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class NTKProblem:
+    """Inputs to a method.
+
+    Attributes:
+      side1: ``f`` bound to x1.
+      side2: ``f`` bound to x2, or None when x2 is x1 (methods then reuse side 1's work).
+      axes: one :class:`KernelAxes` per output leaf (same tree structure as the outputs).
+      out1, out2: ``jax.ShapeDtypeStruct`` of the batched outputs of each side.
+    """
+
+    side1: Side
+    side2: Side | None
+    axes: PyTree
+    out1: PyTree
+    out2: PyTree
+
+    @property
+    def vmapped(self) -> bool:
+        return self.side1.vmap is not None
+
+    def other_side(self) -> Side:
+        return self.side1 if self.side2 is None else self.side2
+
+
+def build_problem(
+    f: Callable,
+    x1: PyTree,
+    x2: PyTree | None,
+    params: PyTree,
+    kwargs: dict[str, Any],
+    *,
+    trace_axes: Sequence[int],
+    diagonal_axes: Sequence[int],
+    vmap_axes: Any,
+) -> NTKProblem:
+    """Check every argument and bind ``f`` to each side (see :mod:`ntkc.batching`)."""
+    validate.check_params(params)
+    kw1, kw2 = split_kwargs(kwargs)
+    out1 = validate.output_shapes(f, params, x1, kw1, argname="x1")
+    vmap = canonicalize_vmap_axes(vmap_axes, x1, out1, kw1)
+    if x2 is None:
+        out2 = out1
+    else:
+        validate.check_inputs(x1, x2, None if vmap is None else vmap.x)
+        out2 = validate.output_shapes(f, params, x2, kw2, argname="x2")
+        s1, s2 = jax.tree_util.tree_structure(out1), jax.tree_util.tree_structure(out2)
+        if s1 != s2:
+            raise ValueError(f"f(params, x1) and f(params, x2) return different structures: {s1} vs {s2}.")
+
+    def leaf_axes(keypath, o1, o2):
+        ka = KernelAxes.create(o1.ndim, trace_axes, diagonal_axes)
+        ka.check_shapes(o1.shape, o2.shape, leaf=jax.tree_util.keystr(keypath))
+        return ka
+
+    axes = jax.tree_util.tree_map_with_path(leaf_axes, out1, out2)
+    side1 = Side(f=f, x=x1, kwargs=kw1, vmap=vmap)
+    side2 = None if x2 is None else Side(f=f, x=x2, kwargs=kw2, vmap=vmap)
+    return NTKProblem(side1=side1, side2=side2, axes=axes, out1=out1, out2=out2)
