@@ -112,7 +112,7 @@ class KernelAxes:
         J1, J2 are Jacobians whose trailing parameter axes are labelled ``P``.
 
         >>> KernelAxes.create(3, trace_axes=(2,), diagonal_axes=(0,)).labels()
-        ('abc', 'adc', 'abd')
+        ('abd', 'acd', 'abc')
         """
         pool = iter(string.ascii_letters)
         side1, side2, result = [], [], []
