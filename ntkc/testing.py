@@ -1,9 +1,10 @@
 """A zoo of small JAX models for testing and benchmarking NTK computations.
 
-Every model is a pure function ``f(params, x, **kwargs)`` whose inputs and
-outputs carry the batch on axis 0 (of every leaf). Models are deliberately tiny
-(at most a few thousand parameters, at most ~12 outputs per example) so that a
-brute-force ``jax.jacrev`` oracle in float64 stays cheap.
+Every model is a pure function ``f(params, x, **kwargs)`` (defined in
+:mod:`ntkc.zoo_models`) whose inputs and outputs carry the batch on axis 0 of
+every leaf. Models are deliberately tiny (at most a few hundred parameters, at
+most 12 outputs per example) so that a brute-force ``jax.jacrev`` oracle in
+float64 stays cheap.
 
 Usage::
 
@@ -12,8 +13,16 @@ Usage::
         inst = model.make(jax.random.PRNGKey(0), dtype=jnp.float64)
         out = inst.f(inst.params, inst.x1, **inst.kwargs)
 
-Only public JAX API is used; nothing here touches ``jax.config`` except the
-``_smoke`` self-check at the bottom (run with ``python ntkc/testing.py``).
+Random values are drawn with NumPy from a generator seeded by the bits of the
+JAX key: this is deterministic per key and avoids compiling one XLA program per
+random shape (which made ``make`` take seconds). Values are drawn in float64
+and then cast, so a float32 instance is exactly the float64 one rounded (the
+float32 results can be compared with a float64 oracle). ``params`` and the two
+input batches use independent streams, so ``x1`` does not depend on ``n2`` and
+the first rows of ``x1`` do not depend on ``n1``.
+
+Nothing here touches ``jax.config`` except the self-check, run with
+``python -m ntkc.testing``.
 """
 
 from __future__ import annotations
@@ -24,7 +33,9 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-from jax import lax
+import numpy as np
+
+from ntkc import zoo_models as zm
 
 __all__ = ["ZooModel", "ZooInstance", "ZOO", "get"]
 
@@ -73,13 +84,11 @@ ZOO: dict[str, ZooModel] = {}
 
 
 def get(name: str) -> ZooModel:
-    """Return the zoo model called ``name``; KeyError lists valid names."""
+    """Return the zoo model called ``name``; KeyError lists the valid names."""
     try:
         return ZOO[name]
     except KeyError:
-        raise KeyError(
-            f"unknown zoo model {name!r}; valid names: {', '.join(ZOO)}"
-        ) from None
+        raise KeyError(f"unknown zoo model {name!r}; valid names: {', '.join(ZOO)}") from None
 
 
 def _register(name, description, *, batch_independent=True, tags=()):
@@ -88,549 +97,368 @@ def _register(name, description, *, batch_independent=True, tags=()):
     def decorator(make):
         if name in ZOO:
             raise ValueError(f"duplicate zoo model name {name!r}")
-        ZOO[name] = ZooModel(
-            name=name,
-            description=description,
-            make=make,
-            batch_independent=batch_independent,
-            tags=tuple(tags),
-        )
+        ZOO[name] = ZooModel(name=name, description=description, make=make,
+                             batch_independent=batch_independent, tags=tuple(tags))
         return make
 
     return decorator
 
 
 # ----------------------------------------------------------------------------
-# Initialisation helpers.
+# Random initialisation.
 
 
-def _weight(key, shape, dtype, fan_in):
-    """Random normal weight of ``shape`` scaled by ``1/sqrt(fan_in)``."""
-    return jax.random.normal(key, shape, dtype) / math.sqrt(fan_in)
+class _Rng:
+    """Deterministic NumPy sampler seeded by a JAX key and a stream id.
+
+    Produces ``jnp`` arrays of ``dtype``; weights are standard normal scaled by
+    ``1/sqrt(fan_in)`` and biases are small (``0.1 *`` normal) but non-zero so
+    that they contribute to the NTK.
+    """
+
+    def __init__(self, key, dtype, batch=0, leaf=0):
+        # Streams: batch 0 = params, 1 = x1, 2 = x2; leaf indexes dict inputs.
+        seed = np.asarray(jax.random.key_data(key)).ravel().tolist()
+        self._gen = np.random.default_rng(seed + [batch, leaf])
+        self._dtype = np.dtype(dtype)
+
+    def _cast(self, values):
+        return jnp.asarray(values.astype(self._dtype))
+
+    def normal(self, *shape, scale=1.0, offset=0.0):
+        """``offset + scale * standard_normal(shape)``, computed in float64 then
+        cast, so float32 values are exactly the float64 ones rounded."""
+        return self._cast(offset + scale * self._gen.standard_normal(shape))
+
+    def weight(self, *shape, fan_in):
+        """Normal weight of ``shape`` scaled by ``1/sqrt(fan_in)``."""
+        return self.normal(*shape, scale=1.0 / math.sqrt(fan_in))
+
+    def bias(self, *shape):
+        """Small non-zero bias of ``shape``."""
+        return self.normal(*shape, scale=0.1)
+
+    def dense(self, fan_in, fan_out, bias=True):
+        """Dense layer ``{"w": (fan_in, fan_out), "b": (fan_out,)}`` (``b`` optional)."""
+        layer = {"w": self.weight(fan_in, fan_out, fan_in=fan_in)}
+        if bias:
+            layer["b"] = self.bias(fan_out)
+        return layer
+
+    def conv(self, *shape, fan_in):
+        """Convolution kernel of ``shape`` scaled by ``1/sqrt(fan_in)``."""
+        return self.weight(*shape, fan_in=fan_in)
+
+    def ints(self, *shape, high):
+        """Integer ids in ``[0, high)`` of ``shape`` as int32."""
+        return jnp.asarray(self._gen.integers(0, high, size=shape).astype(np.int32))
 
 
-def _bias(key, shape, dtype):
-    """Small non-zero random bias (so it contributes to the NTK)."""
-    return 0.1 * jax.random.normal(key, shape, dtype)
+def _inputs(key, dtype, n, shape, batch):
+    """Standard normal batch of ``n`` inputs of per-example ``shape``.
+
+    ``shape`` is a tuple, or a dict of tuples for dict inputs; every leaf uses
+    its own stream (identified by ``batch``, 1 for x1 and 2 for x2).
+    """
+    if isinstance(shape, dict):
+        return {name: _Rng(key, dtype, batch, index).normal(n, *leaf_shape)
+                for index, (name, leaf_shape) in enumerate(shape.items())}
+    return _Rng(key, dtype, batch).normal(n, *shape)
 
 
-def _dense(key, fan_in, fan_out, dtype, bias=True):
-    """Parameters ``{"w": (fan_in, fan_out), "b": (fan_out,)}`` of a dense layer."""
-    k_w, k_b = jax.random.split(key)
-    layer = {"w": _weight(k_w, (fan_in, fan_out), dtype, fan_in)}
-    if bias:
-        layer["b"] = _bias(k_b, (fan_out,), dtype)
-    return layer
+def _instance(f, params, key, dtype, n1, n2, shape, kwargs=None):
+    """ZooInstance with standard normal inputs of per-example ``shape``."""
+    return ZooInstance(f=f, params=params, x1=_inputs(key, dtype, n1, shape, 1),
+                       x2=_inputs(key, dtype, n2, shape, 2), kwargs=dict(kwargs or {}))
 
 
-def _conv_kernel(key, shape, dtype, fan_in):
-    """Convolution kernel of ``shape`` scaled by ``1/sqrt(fan_in)``."""
-    return _weight(key, shape, dtype, fan_in)
-
-
-def _instance(f, params, key, shape, dtype, n1, n2, kwargs=None):
-    """Build a ZooInstance with random normal inputs of per-example ``shape``."""
-    k1, k2 = jax.random.split(key)
-    return ZooInstance(
-        f=f,
-        params=params,
-        x1=jax.random.normal(k1, (n1, *shape), dtype),
-        x2=jax.random.normal(k2, (n2, *shape), dtype),
-        kwargs=dict(kwargs or {}),
-    )
-
-
-def _apply_dense(layer, h):
-    """``h @ w (+ b)`` for a layer dict from ``_dense``."""
-    out = h @ layer["w"]
-    return out + layer["b"] if "b" in layer else out
-
-
-def _conv_nhwc(x, kernel, padding="SAME", strides=(1, 1), **extra):
-    """2D convolution with NHWC inputs and HWIO kernels."""
-    return lax.conv_general_dilated(
-        x, kernel, window_strides=strides, padding=padding,
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), **extra,
-    )
-
-
-def _flatten(h):
-    """Flatten all non-batch axes."""
-    return h.reshape(h.shape[0], -1)
+def _mlp_params(rng, sizes, bias=True):
+    """``{"hidden": [...], "head": layer}`` for layer widths ``sizes``."""
+    layers = [rng.dense(fan_in, fan_out, bias) for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]
+    return {"hidden": layers[:-1], "head": layers[-1]}
 
 
 # ----------------------------------------------------------------------------
 # Dense models.
 
 
-def _mlp_apply(params, x):
-    h = x
-    for layer in params["hidden"]:
-        h = jnp.tanh(_apply_dense(layer, h))
-    return _apply_dense(params["head"], h)
-
-
-def _make_mlp_params(key, dtype, sizes, bias):
-    keys = jax.random.split(key, len(sizes) - 1)
-    layers = [
-        _dense(k, fan_in, fan_out, dtype, bias)
-        for k, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:])
-    ]
-    return {"hidden": layers[:-1], "head": layers[-1]}
-
-
-@_register("mlp", "Dense MLP 4-8-8-3 with biases and tanh.", tags=("dense",))
+@_register("mlp", "tanh MLP 4-8-8-3 with biases.", tags=("dense",))
 def _make_mlp(key, dtype=jnp.float32, n1=3, n2=2):
-    k_p, k_x = jax.random.split(key)
-    params = _make_mlp_params(k_p, dtype, (4, 8, 8, 3), bias=True)
-    return _instance(_mlp_apply, params, k_x, (4,), dtype, n1, n2)
+    params = _mlp_params(_Rng(key, dtype), (4, 8, 8, 3))
+    return _instance(zm.mlp, params, key, dtype, n1, n2, (4,))
 
 
-@_register("mlp_nobias", "Dense MLP 4-8-8-3 without biases, tanh.", tags=("dense",))
+@_register("mlp_nobias", "tanh MLP 4-8-8-3 without biases.", tags=("dense",))
 def _make_mlp_nobias(key, dtype=jnp.float32, n1=3, n2=2):
-    k_p, k_x = jax.random.split(key)
-    params = _make_mlp_params(k_p, dtype, (4, 8, 8, 3), bias=False)
-    return _instance(_mlp_apply, params, k_x, (4,), dtype, n1, n2)
+    params = _mlp_params(_Rng(key, dtype), (4, 8, 8, 3), bias=False)
+    return _instance(zm.mlp, params, key, dtype, n1, n2, (4,))
 
 
-@_register("deep_mlp", "Narrow 10-layer MLP (width 5) with gelu.", tags=("dense", "deep"))
+@_register("deep_mlp", "Narrow gelu MLP: 10 dense layers of width 5, output 2.",
+           tags=("dense", "deep"))
 def _make_deep_mlp(key, dtype=jnp.float32, n1=3, n2=2):
-    k_p, k_x = jax.random.split(key)
-    params = _make_mlp_params(k_p, dtype, (3,) + (5,) * 9 + (2,), bias=True)
-
-    return _instance(_deep_mlp_apply, params, k_x, (3,), dtype, n1, n2)
-
-
-def _deep_mlp_apply(params, x):
-    h = x
-    for layer in params["hidden"]:
-        h = jax.nn.gelu(_apply_dense(layer, h))
-    return _apply_dense(params["head"], h)
+    params = _mlp_params(_Rng(key, dtype), (3,) + (5,) * 9 + (2,))
+    return _instance(zm.deep_mlp, params, key, dtype, n1, n2, (3,))
 
 
 # ----------------------------------------------------------------------------
 # Convolutional models.
 
 
-def _conv_same_apply(params, x):
-    h = jnp.tanh(_conv_nhwc(x, params["conv"], padding="SAME"))
-    return _apply_dense(params["head"], _flatten(h))
-
-
 @_register("conv_same_nhwc", "NHWC 3x3 SAME conv (2->3 ch) on 5x5, flatten, dense->3.",
            tags=("conv",))
 def _make_conv_same_nhwc(key, dtype=jnp.float32, n1=3, n2=2):
-    k_c, k_h, k_x = jax.random.split(key, 3)
-    params = {"conv": _conv_kernel(k_c, (3, 3, 2, 3), dtype, 3 * 3 * 2),
-              "head": _dense(k_h, 5 * 5 * 3, 3, dtype)}
-    return _instance(_conv_same_apply, params, k_x, (5, 5, 2), dtype, n1, n2)
-
-
-def _conv_strided_apply(params, x):
-    h = _conv_nhwc(x, params["conv"], padding="VALID", strides=(2, 2),
-                   rhs_dilation=(2, 1))
-    return _apply_dense(params["head"], _flatten(jnp.tanh(h)))
+    rng = _Rng(key, dtype)
+    params = {"conv": rng.conv(3, 3, 2, 3, fan_in=18), "head": rng.dense(5 * 5 * 3, 3)}
+    return _instance(zm.conv_same_nhwc, params, key, dtype, n1, n2, (5, 5, 2))
 
 
 @_register("conv_valid_strided_dilated",
-           "NHWC VALID conv, stride (2,2), rhs_dilation (2,1), on 8x8x2, dense->3.",
+           "NHWC VALID conv, strides (2,2), rhs_dilation (2,1) on 8x8x2, dense->3.",
            tags=("conv",))
 def _make_conv_valid_strided_dilated(key, dtype=jnp.float32, n1=3, n2=2):
-    k_c, k_h, k_x = jax.random.split(key, 3)
+    rng = _Rng(key, dtype)
     # Effective kernel 5x3 -> output spatial ((8-5)//2+1, (8-3)//2+1) = (2, 3).
-    params = {"conv": _conv_kernel(k_c, (3, 3, 2, 3), dtype, 3 * 3 * 2),
-              "head": _dense(k_h, 2 * 3 * 3, 3, dtype)}
-    return _instance(_conv_strided_apply, params, k_x, (8, 8, 2), dtype, n1, n2)
+    params = {"conv": rng.conv(3, 3, 2, 3, fan_in=18), "head": rng.dense(2 * 3 * 3, 3)}
+    return _instance(zm.conv_valid_strided_dilated, params, key, dtype, n1, n2, (8, 8, 2))
 
 
-def _conv_nchw_apply(params, x):
-    h = lax.conv_general_dilated(
-        x, params["conv"], window_strides=(1, 1), padding=((1, 0), (0, 1)),
-        dimension_numbers=("NCHW", "OIHW", "NCHW"))
-    return _apply_dense(params["head"], _flatten(jnp.tanh(h)))
-
-
-@_register("conv_nchw", "NCHW/OIHW 3x3 conv with asymmetric explicit padding, dense->3.",
+@_register("conv_nchw", "NCHW/OIHW 3x3 conv, asymmetric explicit padding, dense->3.",
            tags=("conv",))
 def _make_conv_nchw(key, dtype=jnp.float32, n1=3, n2=2):
-    k_c, k_h, k_x = jax.random.split(key, 3)
-    # Input (2, 5, 5); output spatial (5+1-3+1, 5+1-3+1) = (4, 4), 3 channels.
-    params = {"conv": _conv_kernel(k_c, (3, 2, 3, 3), dtype, 2 * 3 * 3),
-              "head": _dense(k_h, 3 * 4 * 4, 3, dtype)}
-    return _instance(_conv_nchw_apply, params, k_x, (2, 5, 5), dtype, n1, n2)
+    rng = _Rng(key, dtype)
+    # Input (2, 5, 5); padded (6, 6); output (3, 4, 4).
+    params = {"conv": rng.conv(3, 2, 3, 3, fan_in=18), "head": rng.dense(3 * 4 * 4, 3)}
+    return _instance(zm.conv_nchw, params, key, dtype, n1, n2, (2, 5, 5))
 
 
-def _avg_pool_apply(params, x):
-    h = jnp.tanh(_conv_nhwc(x, params["conv"], padding="SAME"))
-    window = (1, 2, 2, 1)
-    pooled = lax.reduce_window(h, jnp.zeros((), h.dtype), lax.add, window, window,
-                               "VALID") / 4.0
-    return _apply_dense(params["head"], _flatten(pooled))
-
-
-@_register("avg_pool_cnn", "Conv then 2x2 average pooling (reduce_window add), dense->3.",
+@_register("avg_pool_cnn", "Conv, 2x2 average pool (reduce_window add / 4), dense->3.",
            tags=("conv", "pool"))
 def _make_avg_pool_cnn(key, dtype=jnp.float32, n1=3, n2=2):
-    k_c, k_h, k_x = jax.random.split(key, 3)
-    params = {"conv": _conv_kernel(k_c, (3, 3, 2, 3), dtype, 3 * 3 * 2),
-              "head": _dense(k_h, 3 * 3 * 3, 3, dtype)}
-    return _instance(_avg_pool_apply, params, k_x, (6, 6, 2), dtype, n1, n2)
+    rng = _Rng(key, dtype)
+    params = {"conv": rng.conv(3, 3, 2, 3, fan_in=18), "head": rng.dense(3 * 3 * 3, 3)}
+    return _instance(zm.avg_pool_cnn, params, key, dtype, n1, n2, (6, 6, 2))
 
 
-def _global_pool_apply(params, x):
-    h = jnp.tanh(_conv_nhwc(x, params["conv"], padding="SAME") + params["conv_b"])
-    return _apply_dense(params["head"], jnp.mean(h, axis=(1, 2)))
-
-
-@_register("global_pool_cnn", "Conv (+bias) then global spatial mean, dense->3.",
+@_register("global_pool_cnn", "Conv with bias, global spatial mean, dense->3.",
            tags=("conv", "pool"))
 def _make_global_pool_cnn(key, dtype=jnp.float32, n1=3, n2=2):
-    k_c, k_b, k_h, k_x = jax.random.split(key, 4)
-    params = {"conv": _conv_kernel(k_c, (3, 3, 3, 4), dtype, 3 * 3 * 3),
-              "conv_b": _bias(k_b, (4,), dtype),
-              "head": _dense(k_h, 4, 3, dtype)}
-    return _instance(_global_pool_apply, params, k_x, (6, 6, 3), dtype, n1, n2)
-
-
-def _conv_grouped_apply(params, x):
-    h = jnp.tanh(_conv_nhwc(x, params["conv"], padding="SAME", feature_group_count=2))
-    return _apply_dense(params["head"], _flatten(h))
+    rng = _Rng(key, dtype)
+    params = {"conv": rng.conv(3, 3, 3, 4, fan_in=27), "conv_b": rng.bias(4),
+              "head": rng.dense(4, 3)}
+    return _instance(zm.global_pool_cnn, params, key, dtype, n1, n2, (6, 6, 3))
 
 
 @_register("conv_grouped", "Grouped conv (feature_group_count=2, 4->4 ch) on 4x4, dense->3.",
            tags=("conv",))
 def _make_conv_grouped(key, dtype=jnp.float32, n1=3, n2=2):
-    k_c, k_h, k_x = jax.random.split(key, 3)
-    params = {"conv": _conv_kernel(k_c, (3, 3, 2, 4), dtype, 3 * 3 * 2),
-              "head": _dense(k_h, 4 * 4 * 4, 3, dtype)}
-    return _instance(_conv_grouped_apply, params, k_x, (4, 4, 4), dtype, n1, n2)
+    rng = _Rng(key, dtype)
+    params = {"conv": rng.conv(3, 3, 2, 4, fan_in=18), "head": rng.dense(4 * 4 * 4, 3)}
+    return _instance(zm.conv_grouped, params, key, dtype, n1, n2, (4, 4, 4))
 
 
-def _conv_transpose_apply(params, x):
-    h = _conv_nhwc(x, params["conv"], padding=((1, 1), (1, 1)), lhs_dilation=(2, 2))
-    return _apply_dense(params["head"], _flatten(jnp.tanh(h)))
-
-
-@_register("conv_lhs_dilated",
-           "Transposed-style conv (lhs_dilation (2,2)) 3x3x2 -> 5x5x2, dense->3.",
+@_register("conv_lhs_dilated", "Transposed-style conv (lhs_dilation (2,2)) 3x3 -> 5x5, dense->3.",
            tags=("conv",))
 def _make_conv_lhs_dilated(key, dtype=jnp.float32, n1=3, n2=2):
-    k_c, k_h, k_x = jax.random.split(key, 3)
-    # Dilated input 5x5, padded 7x7, 3x3 kernel -> 5x5 output.
-    params = {"conv": _conv_kernel(k_c, (3, 3, 2, 2), dtype, 3 * 3 * 2),
-              "head": _dense(k_h, 5 * 5 * 2, 3, dtype)}
-    return _instance(_conv_transpose_apply, params, k_x, (3, 3, 2), dtype, n1, n2)
-
-
-def _conv_image_out_apply(params, x):
-    h = jnp.tanh(_conv_nhwc(x, params["conv1"], padding="SAME"))
-    return _conv_nhwc(h, params["conv2"], padding="VALID")
+    rng = _Rng(key, dtype)
+    # Dilated input 5x5, padded 7x7, 3x3 kernel -> 5x5 output with 2 channels.
+    params = {"conv": rng.conv(3, 3, 2, 2, fan_in=18), "head": rng.dense(5 * 5 * 2, 3)}
+    return _instance(zm.conv_lhs_dilated, params, key, dtype, n1, n2, (3, 3, 2))
 
 
 @_register("conv_image_out", "Two NHWC convs, no flatten: output (n, 2, 2, 2).",
            tags=("conv", "image_out"))
 def _make_conv_image_out(key, dtype=jnp.float32, n1=3, n2=2):
-    k_1, k_2, k_x = jax.random.split(key, 3)
-    params = {"conv1": _conv_kernel(k_1, (3, 3, 2, 3), dtype, 3 * 3 * 2),
-              "conv2": _conv_kernel(k_2, (3, 3, 3, 2), dtype, 3 * 3 * 3)}
-    return _instance(_conv_image_out_apply, params, k_x, (4, 4, 2), dtype, n1, n2)
+    rng = _Rng(key, dtype)
+    params = {"conv1": rng.conv(3, 3, 2, 3, fan_in=18), "conv2": rng.conv(3, 3, 3, 2, fan_in=27)}
+    return _instance(zm.conv_image_out, params, key, dtype, n1, n2, (4, 4, 2))
 
 
-def _conv1d_apply(params, x):
-    h = lax.conv_general_dilated(x, params["conv"], window_strides=(1,), padding="SAME",
-                                 dimension_numbers=("NWC", "WIO", "NWC"))
-    return _flatten(jnp.tanh(h))[:, ::3] @ params["head"]
-
-
-@_register("conv1d_nwc", "1D NWC conv on length 6, strided slice of features, dense->2.",
+@_register("conv1d_nwc", "1D NWC conv on length 6, strided slice of features, matmul->2.",
            tags=("conv",))
 def _make_conv1d_nwc(key, dtype=jnp.float32, n1=3, n2=2):
-    k_c, k_h, k_x = jax.random.split(key, 3)
-    params = {"conv": _conv_kernel(k_c, (3, 2, 3), dtype, 3 * 2),
-              "head": _weight(k_h, (6, 2), dtype, 6)}
-    return _instance(_conv1d_apply, params, k_x, (6, 2), dtype, n1, n2)
+    rng = _Rng(key, dtype)
+    params = {"conv": rng.conv(3, 2, 3, fan_in=6), "head": rng.weight(6, 2, fan_in=6)}
+    return _instance(zm.conv1d_nwc, params, key, dtype, n1, n2, (6, 2))
+
+
+@_register("broadcast_bias", "Conv with (1,1,1,C) bias and dense with (1,3) bias.",
+           tags=("conv", "broadcast"))
+def _make_broadcast_bias(key, dtype=jnp.float32, n1=3, n2=2):
+    rng = _Rng(key, dtype)
+    params = {"conv": rng.conv(3, 3, 2, 3, fan_in=18), "conv_b": rng.bias(1, 1, 1, 3),
+              "head_w": rng.weight(4 * 4 * 3, 3, fan_in=48), "head_b": rng.bias(1, 3)}
+    return _instance(zm.broadcast_bias, params, key, dtype, n1, n2, (4, 4, 2))
 
 
 # ----------------------------------------------------------------------------
 # Normalisation, residual, attention, weight sharing.
 
 
-def _layer_norm_apply(params, x):
-    h = _apply_dense(params["in"], x)
-    mean = jnp.mean(h, axis=-1, keepdims=True)
-    var = jnp.mean((h - mean) ** 2, axis=-1, keepdims=True)
-    h = (h - mean) * lax.rsqrt(var + 1e-5) * params["ln_scale"] + params["ln_bias"]
-    return _apply_dense(params["out"], jnp.tanh(h))
-
-
 @_register("layer_norm_mlp", "Dense 4->8, layer norm with learned scale/bias, dense->3.",
            tags=("dense", "norm"))
 def _make_layer_norm_mlp(key, dtype=jnp.float32, n1=3, n2=2):
-    k_in, k_s, k_b, k_out, k_x = jax.random.split(key, 5)
-    params = {"in": _dense(k_in, 4, 8, dtype),
-              "ln_scale": 1.0 + _bias(k_s, (8,), dtype),
-              "ln_bias": _bias(k_b, (8,), dtype),
-              "out": _dense(k_out, 8, 3, dtype)}
-    return _instance(_layer_norm_apply, params, k_x, (4,), dtype, n1, n2)
-
-
-def _residual_apply(params, x):
-    h = _apply_dense(params["in"], x)
-    h = h + _apply_dense(params["w2"], jnp.tanh(_apply_dense(params["w1"], h)))
-    return _apply_dense(params["head"], h)
+    rng = _Rng(key, dtype)
+    params = {"in": rng.dense(4, 8), "ln_scale": rng.normal(8, scale=0.1, offset=1.0),
+              "ln_bias": rng.bias(8), "out": rng.dense(8, 3)}
+    return _instance(zm.layer_norm_mlp, params, key, dtype, n1, n2, (4,))
 
 
 @_register("residual_block", "Dense 4->6, residual h + W2 tanh(W1 h + b1), dense->3.",
            tags=("dense", "residual"))
 def _make_residual_block(key, dtype=jnp.float32, n1=3, n2=2):
-    k_in, k_1, k_2, k_h, k_x = jax.random.split(key, 5)
-    params = {"in": _dense(k_in, 4, 6, dtype), "w1": _dense(k_1, 6, 6, dtype),
-              "w2": _dense(k_2, 6, 6, dtype, bias=False), "head": _dense(k_h, 6, 3, dtype)}
-    return _instance(_residual_apply, params, k_x, (4,), dtype, n1, n2)
+    rng = _Rng(key, dtype)
+    params = {"in": rng.dense(4, 6), "w1": rng.dense(6, 6), "w2": rng.dense(6, 6, bias=False),
+              "head": rng.dense(6, 3)}
+    return _instance(zm.residual_block, params, key, dtype, n1, n2, (4,))
 
 
-def _attention_apply(params, x):
-    q = x @ params["wq"]
-    k = x @ params["wk"]
-    v = x @ params["wv"]
-    logits = jnp.einsum("ntd,nsd->nts", q, k) / math.sqrt(q.shape[-1])
-    attn = jax.nn.softmax(logits, axis=-1)
-    return jnp.einsum("nts,nsd->ntd", attn, v) @ params["wo"]
-
-
-@_register("attention", "Single-head self-attention, T=4, d=4, output (n, 4, 2).",
+@_register("attention", "Single-head self-attention, T=4, d=4; output (n, 4, 2).",
            tags=("attention", "multi_axis_out"))
 def _make_attention(key, dtype=jnp.float32, n1=3, n2=2):
-    k_q, k_k, k_v, k_o, k_x = jax.random.split(key, 5)
-    params = {"wq": _weight(k_q, (4, 4), dtype, 4), "wk": _weight(k_k, (4, 4), dtype, 4),
-              "wv": _weight(k_v, (4, 4), dtype, 4), "wo": _weight(k_o, (4, 2), dtype, 4)}
-    return _instance(_attention_apply, params, k_x, (4, 4), dtype, n1, n2)
-
-
-def _weight_sharing_apply(params, x):
-    h = _apply_dense(params["in"], x)
-    for _step in range(3):
-        h = jnp.tanh(h @ params["shared"])
-    return _apply_dense(params["head"], h)
+    rng = _Rng(key, dtype)
+    params = {name: rng.weight(4, 4, fan_in=4) for name in ("wq", "wk", "wv")}
+    params["wo"] = rng.weight(4, 2, fan_in=4)
+    return _instance(zm.attention, params, key, dtype, n1, n2, (4, 4))
 
 
 @_register("weight_sharing", "One square 6x6 matrix applied three times, dense->3.",
            tags=("dense", "shared"))
 def _make_weight_sharing(key, dtype=jnp.float32, n1=3, n2=2):
-    k_in, k_w, k_h, k_x = jax.random.split(key, 4)
-    params = {"in": _dense(k_in, 4, 6, dtype), "shared": _weight(k_w, (6, 6), dtype, 6),
-              "head": _dense(k_h, 6, 3, dtype)}
-    return _instance(_weight_sharing_apply, params, k_x, (4,), dtype, n1, n2)
+    rng = _Rng(key, dtype)
+    params = {"in": rng.dense(4, 6), "shared": rng.weight(6, 6, fan_in=6), "head": rng.dense(6, 3)}
+    return _instance(zm.weight_sharing, params, key, dtype, n1, n2, (4,))
 
 
 # ----------------------------------------------------------------------------
-# Structural ops, broadcasting, pytrees.
-
-
-def _rtcs_apply(params, x):
-    n = x.shape[0]
-    h = jnp.tanh(x @ params["w_t"].T)                     # (n, 8); param transposed
-    h = h.reshape(n, 2, 4).transpose(0, 2, 1)             # (n, 4, 2)
-    h = jnp.concatenate([h, h[:, ::-1, :1] * x[:, :4, None]], axis=2)  # (n, 4, 3)
-    h = h[:, 1:, :].reshape(n, 9)                         # slice -> (n, 9)
-    return h @ params["v_flat"].reshape(9, 3)             # param reshaped
+# Structural ops and pytrees.
 
 
 @_register("reshape_transpose_concat_slice",
            "Reshape/transpose/concat/slice of activations; transposed and reshaped params.",
            tags=("structural",))
-def _make_rtcs(key, dtype=jnp.float32, n1=3, n2=2):
-    k_w, k_v, k_x = jax.random.split(key, 3)
-    params = {"w_t": _weight(k_w, (8, 6), dtype, 6), "v_flat": _weight(k_v, (27,), dtype, 9)}
-    return _instance(_rtcs_apply, params, k_x, (6,), dtype, n1, n2)
-
-
-def _broadcast_bias_apply(params, x):
-    h = jnp.tanh(_conv_nhwc(x, params["conv"]) + params["conv_b"])  # (1, 1, 1, C) bias
-    return _flatten(h) @ params["head_w"] + params["head_b"]         # (1, 3) bias
-
-
-@_register("broadcast_bias", "Conv with (1,1,1,C) bias and dense with (1,3) bias.",
-           tags=("conv", "broadcast"))
-def _make_broadcast_bias(key, dtype=jnp.float32, n1=3, n2=2):
-    k_c, k_cb, k_w, k_b, k_x = jax.random.split(key, 5)
-    params = {"conv": _conv_kernel(k_c, (3, 3, 2, 3), dtype, 3 * 3 * 2),
-              "conv_b": _bias(k_cb, (1, 1, 1, 3), dtype),
-              "head_w": _weight(k_w, (4 * 4 * 3, 3), dtype, 4 * 4 * 3),
-              "head_b": _bias(k_b, (1, 3), dtype)}
-    return _instance(_broadcast_bias_apply, params, k_x, (4, 4, 2), dtype, n1, n2)
-
-
-def _pytree_out_apply(params, x):
-    h = jnp.tanh(_apply_dense(params["trunk"], x))
-    aux = (h @ params["aux"]).reshape(x.shape[0], 2, 2)
-    return {"logits": _apply_dense(params["logits"], h), "aux": aux}
+def _make_reshape_transpose_concat_slice(key, dtype=jnp.float32, n1=3, n2=2):
+    rng = _Rng(key, dtype)
+    params = {"w_t": rng.weight(8, 6, fan_in=6), "v_flat": rng.weight(27, fan_in=9)}
+    return _instance(zm.reshape_transpose_concat_slice, params, key, dtype, n1, n2, (6,))
 
 
 @_register("pytree_out", "Dict output {'logits': (n, 3), 'aux': (n, 2, 2)}.",
            tags=("pytree_out",))
 def _make_pytree_out(key, dtype=jnp.float32, n1=3, n2=2):
-    k_t, k_l, k_a, k_x = jax.random.split(key, 4)
-    params = {"trunk": _dense(k_t, 4, 6, dtype), "logits": _dense(k_l, 6, 3, dtype),
-              "aux": _weight(k_a, (6, 4), dtype, 6)}
-    return _instance(_pytree_out_apply, params, k_x, (4,), dtype, n1, n2)
-
-
-def _pytree_params_apply(params, x):
-    h = x
-    for layer in params["body"]["layers"]:
-        h = jnp.tanh(_apply_dense(layer, h))
-    return h @ params["head"][0]["w"] * params["head"][1]["gain"]
+    rng = _Rng(key, dtype)
+    params = {"trunk": rng.dense(4, 6), "logits": rng.dense(6, 3),
+              "aux": rng.weight(6, 4, fan_in=6)}
+    return _instance(zm.pytree_out, params, key, dtype, n1, n2, (4,))
 
 
 @_register("pytree_params_unused",
            "Nested dict/list params incl. a leaf f never uses (zero NTK contribution).",
            tags=("pytree_params",))
 def _make_pytree_params_unused(key, dtype=jnp.float32, n1=3, n2=2):
-    k_1, k_2, k_h, k_g, k_u, k_x = jax.random.split(key, 6)
+    rng = _Rng(key, dtype)
     params = {
-        "body": {"layers": [_dense(k_1, 4, 5, dtype), _dense(k_2, 5, 5, dtype, bias=False)],
-                 "unused": _weight(k_u, (3, 2), dtype, 3)},
-        "head": [{"w": _weight(k_h, (5, 3), dtype, 5)},
-                 {"gain": 1.0 + _bias(k_g, (3,), dtype)}],
+        "body": {"layers": [rng.dense(4, 5), rng.dense(5, 5, bias=False)],
+                 "unused": rng.weight(3, 2, fan_in=3)},
+        "head": [{"w": rng.weight(5, 3, fan_in=5)},
+                 {"gain": rng.normal(3, scale=0.1, offset=1.0)}],
     }
-    return _instance(_pytree_params_apply, params, k_x, (4,), dtype, n1, n2)
+    return _instance(zm.pytree_params_unused, params, key, dtype, n1, n2, (4,))
 
 
-def _scalar_apply(params, x):
-    h = jnp.tanh(_apply_dense(params["hidden"], x))
-    return h @ params["w_out"] + params["b_out"]
-
-
-@_register("scalar_output", "MLP with per-example scalar output: shape (n,).",
+@_register("scalar_output", "MLP with a per-example scalar output: shape (n,).",
            tags=("dense", "scalar_out"))
 def _make_scalar_output(key, dtype=jnp.float32, n1=3, n2=2):
-    k_h, k_w, k_b, k_x = jax.random.split(key, 4)
-    params = {"hidden": _dense(k_h, 4, 8, dtype), "w_out": _weight(k_w, (8,), dtype, 8),
-              "b_out": _bias(k_b, (), dtype)}
-    return _instance(_scalar_apply, params, k_x, (4,), dtype, n1, n2)
+    rng = _Rng(key, dtype)
+    params = {"hidden": rng.dense(4, 8), "w_out": rng.weight(8, fan_in=8), "b_out": rng.bias()}
+    return _instance(zm.scalar_output, params, key, dtype, n1, n2, (4,))
 
 
 _VOCAB = 7
 _SEQ = 5
-
-
-def _embedding_apply(params, x):
-    e = params["emb"][x]                                  # gather: (n, T, d)
-    pooled = jnp.tanh(jnp.mean(e, axis=1))
-    return _apply_dense(params["head"], jnp.concatenate([pooled, _flatten(e)], axis=1))
+_EMB_DIM = 4
 
 
 @_register("embedding", "Embedding table (7, 4) gathered by int32 ids (n, 5), dense->3.",
            tags=("gather", "int_input"))
 def _make_embedding(key, dtype=jnp.float32, n1=3, n2=2):
-    k_e, k_h, k_1, k_2 = jax.random.split(key, 4)
-    params = {"emb": jax.random.normal(k_e, (_VOCAB, 4), dtype),
-              "head": _dense(k_h, 4 + _SEQ * 4, 3, dtype)}
-    return ZooInstance(
-        f=_embedding_apply, params=params,
-        x1=jax.random.randint(k_1, (n1, _SEQ), 0, _VOCAB, dtype=jnp.int32),
-        x2=jax.random.randint(k_2, (n2, _SEQ), 0, _VOCAB, dtype=jnp.int32),
-    )
-
-
-def _kwargs_apply(params, x, *, scale):
-    h = jnp.tanh(scale * _apply_dense(params["hidden"], x))
-    return _apply_dense(params["head"], h)
+    rng = _Rng(key, dtype)
+    params = {"emb": rng.normal(_VOCAB, _EMB_DIM), "head": rng.dense(_EMB_DIM * (1 + _SEQ), 3)}
+    return ZooInstance(f=zm.embedding, params=params,
+                       x1=_Rng(key, dtype, 1).ints(n1, _SEQ, high=_VOCAB),
+                       x2=_Rng(key, dtype, 2).ints(n2, _SEQ, high=_VOCAB))
 
 
 @_register("kwargs_model", "MLP f(params, x, *, scale) with kwargs {'scale': 0.5}.",
            tags=("kwargs",))
 def _make_kwargs_model(key, dtype=jnp.float32, n1=3, n2=2):
-    k_h, k_o, k_x = jax.random.split(key, 3)
-    params = {"hidden": _dense(k_h, 4, 6, dtype), "head": _dense(k_o, 6, 3, dtype)}
-    return _instance(_kwargs_apply, params, k_x, (4,), dtype, n1, n2,
-                     kwargs={"scale": 0.5})
-
-
-def _pytree_input_apply(params, x):
-    h = jnp.tanh(x["a"] @ params["wa"] + x["b"] @ params["wb"] + params["b"])
-    return _apply_dense(params["head"], h)
+    rng = _Rng(key, dtype)
+    params = {"hidden": rng.dense(4, 6), "head": rng.dense(6, 3)}
+    return _instance(zm.kwargs_model, params, key, dtype, n1, n2, (4,), kwargs={"scale": 0.5})
 
 
 @_register("pytree_input", "Dict input {'a': (n, 3), 'b': (n, 2)}, dense->3.",
            tags=("pytree_in",))
 def _make_pytree_input(key, dtype=jnp.float32, n1=3, n2=2):
-    k_a, k_b, k_bias, k_h, k_x1, k_x2 = jax.random.split(key, 6)
-    params = {"wa": _weight(k_a, (3, 6), dtype, 5), "wb": _weight(k_b, (2, 6), dtype, 5),
-              "b": _bias(k_bias, (6,), dtype), "head": _dense(k_h, 6, 3, dtype)}
-
-    def inputs(k, n):
-        k_in_a, k_in_b = jax.random.split(k)
-        return {"a": jax.random.normal(k_in_a, (n, 3), dtype),
-                "b": jax.random.normal(k_in_b, (n, 2), dtype)}
-
-    return ZooInstance(f=_pytree_input_apply, params=params,
-                       x1=inputs(k_x1, n1), x2=inputs(k_x2, n2))
-
-
-def _batch_coupled_apply(params, x):
-    h = _apply_dense(params["hidden"], x)
-    h = jnp.tanh(h - jnp.mean(h, axis=0, keepdims=True) + params["shift"])
-    return _apply_dense(params["head"], h)
+    rng = _Rng(key, dtype)
+    params = {"wa": rng.weight(3, 6, fan_in=5), "wb": rng.weight(2, 6, fan_in=5),
+              "b": rng.bias(6), "head": rng.dense(6, 3)}
+    return _instance(zm.pytree_input, params, key, dtype, n1, n2, {"a": (3,), "b": (2,)})
 
 
 @_register("batch_coupled", "MLP subtracting the batch mean of its hidden layer.",
            batch_independent=False, tags=("batch_coupled",))
 def _make_batch_coupled(key, dtype=jnp.float32, n1=3, n2=2):
-    k_h, k_s, k_o, k_x = jax.random.split(key, 4)
-    params = {"hidden": _dense(k_h, 4, 6, dtype), "shift": _bias(k_s, (6,), dtype),
-              "head": _dense(k_o, 6, 3, dtype)}
-    return _instance(_batch_coupled_apply, params, k_x, (4,), dtype, n1, n2)
+    rng = _Rng(key, dtype)
+    params = {"hidden": rng.dense(4, 6), "shift": rng.bias(6), "head": rng.dense(6, 3)}
+    return _instance(zm.batch_coupled, params, key, dtype, n1, n2, (4,))
 
 
 # ----------------------------------------------------------------------------
 # Self-check.
 
 
-def _smoke(verbose=True):
-    """Build every model in float32 and float64 and sanity-check it.
-
-    Checks output shapes/dtypes, finiteness, that ``jax.jacrev`` w.r.t. params
-    works, and (for batch-independent models) that evaluating example ``i``
-    alone matches row ``i`` of the batched evaluation. Enables x64.
-    """
-    jax.config.update("jax_enable_x64", True)
-    tree = jax.tree_util
-    for dtype in (jnp.float32, jnp.float64):
-        tol = 1e-5 if dtype == jnp.float32 else 1e-12
-        for idx, model in enumerate(ZOO.values()):
-            inst = model.make(jax.random.PRNGKey(idx), dtype=dtype)
-            assert all(leaf.dtype == dtype for leaf in tree.tree_leaves(inst.params))
-            f = lambda p, x, inst=inst: inst.f(p, x, **inst.kwargs)
-            for x, n in ((inst.x1, 3), (inst.x2, 2)):
-                out = f(inst.params, x)
-                for leaf in tree.tree_leaves(out):
-                    assert leaf.shape[0] == n and leaf.dtype == dtype, (model.name, leaf)
-                    assert bool(jnp.all(jnp.isfinite(leaf))), model.name
-                    assert leaf.size // n <= 12, (model.name, leaf.shape)
-            jac = jax.jacrev(f)(inst.params, inst.x1)
-            assert all(bool(jnp.all(jnp.isfinite(j))) for j in tree.tree_leaves(jac))
-            if model.batch_independent:
-                full = f(inst.params, inst.x1)
-                for i in range(3):
-                    x_i = tree.tree_map(lambda a, i=i: a[i:i + 1], inst.x1)
-                    single = f(inst.params, x_i)
-                    tree.tree_map(
-                        lambda a, b, i=i, name=model.name: _assert_close(a[i], b[0], tol, name),
-                        full, single)
-            if verbose and dtype == jnp.float64:
-                n_params = sum(leaf.size for leaf in tree.tree_leaves(inst.params))
-                shapes = tree.tree_map(lambda a: tuple(a.shape), f(inst.params, inst.x1))
-                print(f"{model.name:32s} params={n_params:5d} out={shapes}")
-    if verbose:
-        print(f"smoke check passed for {len(ZOO)} models (float32 and float64)")
-
-
 def _assert_close(a, b, tol, name):
     """Raise AssertionError if arrays ``a`` and ``b`` differ beyond ``tol``."""
-    if not bool(jnp.allclose(a, b, rtol=tol, atol=tol)):
+    if not np.allclose(np.asarray(a), np.asarray(b), rtol=tol, atol=tol):
         raise AssertionError(f"{name}: single-example output differs from batched")
+
+
+def _check(model, dtype, seed, verbose):
+    """Build ``model`` in ``dtype`` and check shapes, dtypes, finiteness,
+    ``jax.jacrev`` w.r.t. params and (if batch independent) row consistency."""
+    tree = jax.tree_util
+    inst = model.make(jax.random.PRNGKey(seed), dtype=dtype)
+    assert all(leaf.dtype == dtype for leaf in tree.tree_leaves(inst.params)), model.name
+    f = jax.jit(lambda p, x: inst.f(p, x, **inst.kwargs))
+    for x, n in ((inst.x1, 3), (inst.x2, 2)):
+        for leaf in tree.tree_leaves(f(inst.params, x)):
+            assert leaf.shape[0] == n and leaf.dtype == dtype, (model.name, leaf.shape)
+            assert np.all(np.isfinite(leaf)), model.name
+            assert leaf.size // n <= 12, (model.name, leaf.shape)
+    jac = jax.jit(jax.jacrev(f))(inst.params, inst.x1)
+    assert all(np.all(np.isfinite(leaf)) for leaf in tree.tree_leaves(jac)), model.name
+    full = f(inst.params, inst.x1)
+    if model.batch_independent:
+        tol = 1e-5 if dtype == jnp.float32 else 1e-12
+        for i in range(3):
+            single = f(inst.params, tree.tree_map(lambda a, i=i: a[i:i + 1], inst.x1))
+            tree.tree_map(lambda a, b, i=i: _assert_close(a[i], b[0], tol, model.name),
+                          full, single)
+    if verbose:
+        n_params = sum(leaf.size for leaf in tree.tree_leaves(inst.params))
+        shapes = tree.tree_map(lambda a: tuple(a.shape), full)
+        print(f"{model.name:32s} params={n_params:4d} out={shapes}")
+
+
+def _smoke(verbose=True):
+    """Check every zoo model in float32 and float64 (enables x64)."""
+    jax.config.update("jax_enable_x64", True)
+    for dtype in (jnp.float32, jnp.float64):
+        for seed, model in enumerate(ZOO.values()):
+            _check(model, dtype, seed, verbose=verbose and dtype == jnp.float64)
+    if verbose:
+        print(f"smoke check passed for {len(ZOO)} models (float32 and float64)")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 
 
@@ -71,16 +72,25 @@ def _trace_and_diagonal(ntk, trace_axes, diagonal_axes):
     return ntk / size
 
 
-def oracle_ntk(f, x1, x2, params, *, trace_axes=(-1,), diagonal_axes=(), vmap_axis=None, **kwargs):
-    """Θ(x1, x2) in float64. ``vmap_axis``: None or ``(in_axis, out_axis)`` ints."""
+def oracle_full_ntk(f, x1, x2, params, *, vmap_axis=None, **kwargs):
+    """The untraced kernel, one array of shape ``out1 + out2`` per output leaf, in float64.
+
+    ``vmap_axis``: None (f on whole batches) or ``(in_axis, out_axis)`` ints (per example).
+    """
     params, x1 = _to64(params), _to64(x1)
     x2 = x1 if x2 is None else _to64(x2)
     kw1, kw2 = _split(kwargs)
     j1 = _full_jacobian(f, params, x1, kw1, vmap_axis)
     j2 = _full_jacobian(f, params, x2, kw2, vmap_axis)
+    return jax.tree_util.tree_map(lambda a, b: np.tensordot(a, b, axes=([-1], [-1])), j1, j2)
 
-    def leaf(a, b):
-        ntk = np.tensordot(a, b, axes=([-1], [-1]))
-        return _trace_and_diagonal(ntk, trace_axes, diagonal_axes)
 
-    return jax.tree_util.tree_map(leaf, j1, j2)
+def reduce_oracle(full, *, trace_axes=(-1,), diagonal_axes=()):
+    """Apply ``trace_axes`` / ``diagonal_axes`` to the result of :func:`oracle_full_ntk`."""
+    return jax.tree_util.tree_map(lambda k: _trace_and_diagonal(k, trace_axes, diagonal_axes), full)
+
+
+def oracle_ntk(f, x1, x2, params, *, trace_axes=(-1,), diagonal_axes=(), vmap_axis=None, **kwargs):
+    """Θ(x1, x2) in float64, with neural-tangents' output layout."""
+    full = oracle_full_ntk(f, x1, x2, params, vmap_axis=vmap_axis, **kwargs)
+    return reduce_oracle(full, trace_axes=trace_axes, diagonal_axes=diagonal_axes)
