@@ -34,7 +34,6 @@ SETTINGS = [
     Setting("batch_diag", (), (0,), False, 1),
     Setting("trace_and_batch_diag", (-1,), (0,), False, 2),
     Setting("vmap_full", (), (), True, 1),
-    Setting("vmap_default", (-1,), (), True, 1),
     Setting("vmap_batch_diag_trace", (-1,), (0,), True, 2),
     Setting("unsorted_negative", (-1, 1), (), False, 3),
     Setting("vmap_inner_diag", (1,), (-1,), True, 3),
