@@ -1,0 +1,132 @@
+"""Lowering: trace ``f``, linearize it, and inline the result into a flat :class:`Graph`.
+
+This is the ONLY module of ntkc that touches JAX's tracing machinery, and it does so through
+public API alone: ``jax.linearize`` and ``jax.make_jaxpr`` produce the jaxpr of
+
+    (params, x, kwargs, θ̇)  ->  ẏ = ∂f(params, x)/∂params · θ̇
+
+whose equations split cleanly into the primal computation of residuals and the linear map.
+Reading it uses ``jax.extend.core`` (``Literal``, ``Var``, ``ClosedJaxpr``) only.
+
+Call-like equations (``jit``/``pjit``, ``closed_call``, ``custom_jvp_call``, ``custom_vjp_call``,
+``checkpoint``/``remat``) are inlined recursively, so later passes see primitives. This is
+exact: an inlined call computes the same values. It is unsafe only for effects (callbacks with
+side effects run the same number of times, but their order relative to other calls is not
+guaranteed), which differentiable NTK models do not have.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable
+
+import jax
+import jax.extend.core as jcore
+import numpy as np
+
+from ntkc.ir.graph import Eqn, Graph, Lit, Var
+
+#: Call-like primitives whose body is inlined, by name.
+INLINE = frozenset({
+    "jit", "pjit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call",
+    "custom_vjp_call_jaxpr", "checkpoint", "remat", "remat2",
+})
+_BODY_PARAMS = ("jaxpr", "call_jaxpr", "fun_jaxpr")
+
+
+def _body(eqn) -> tuple[Any, tuple]:
+    for name in _BODY_PARAMS:
+        if name in eqn.params:
+            body = eqn.params[name]
+            if isinstance(body, jcore.ClosedJaxpr):
+                return body.jaxpr, tuple(body.consts)
+            return body, ()
+    raise KeyError(f"no body among {list(eqn.params)} for {eqn.primitive.name}")
+
+
+def _source(eqn) -> str:
+    try:
+        return jax.extend.source_info_util.summarize(eqn.source_info)
+    except Exception:  # source info is a courtesy for warnings; never fail lowering on it
+        return "<unknown>"
+
+
+class _Lowering:
+    def __init__(self) -> None:
+        self.ids = itertools.count()
+        self.eqns: list[Eqn] = []
+        self.consts: dict[Var, Any] = {}
+        self.linear: set[Var] = set()
+
+    def new_var(self, aval) -> Var:
+        return Var(id=next(self.ids), shape=tuple(aval.shape), dtype=aval.dtype)
+
+    def read(self, env, atom):
+        if isinstance(atom, jcore.Literal):
+            return Lit(atom.val)
+        return env[atom]
+
+    def lower(self, jaxpr, consts, inputs: list) -> list:
+        env: dict = {}
+        for v, c in zip(jaxpr.constvars, consts):
+            var = self.new_var(v.aval)
+            self.consts[var] = c
+            env[v] = var
+        for v, x in zip(jaxpr.invars, inputs):
+            env[v] = x
+        for eqn in jaxpr.eqns:
+            ins = [self.read(env, a) for a in eqn.invars]
+            if eqn.primitive.name in INLINE:
+                body, body_consts = _body(eqn)
+                outs = self.lower(body, body_consts, ins)
+            else:
+                outs = [self.new_var(v.aval) for v in eqn.outvars]
+                linear = any(isinstance(x, Var) and x in self.linear for x in ins)
+                if linear:
+                    self.linear.update(outs)
+                self.eqns.append(Eqn(
+                    primitive=eqn.primitive, inputs=tuple(ins), outputs=tuple(outs),
+                    params=dict(eqn.params), linear=linear, source=_source(eqn),
+                ))
+            for v, out in zip(eqn.outvars, outs):
+                env[v] = out
+        return [self.read(env, a) for a in jaxpr.outvars]
+
+
+def lower(f: Callable, params: Any, x: Any, kwargs: dict[str, Any]) -> tuple[Graph, Any]:
+    """Linearize ``f(params, x, **kwargs)`` w.r.t. ``params`` and lower it to a :class:`Graph`.
+
+    ``params``, ``x`` and ``kwargs`` may be arrays or ``jax.ShapeDtypeStruct``. Returns the graph
+    and the tree structure of ``f``'s output.
+    """
+    out_tree = []
+
+    def linear_outputs(p, xx, kw, tangent):
+        _, jvp = jax.linearize(lambda q: f(q, xx, **kw), p)
+        out = jvp(tangent)
+        leaves, tree = jax.tree_util.tree_flatten(out)
+        out_tree.append(tree)
+        return leaves
+
+    closed = jax.make_jaxpr(linear_outputs)(params, x, kwargs, params)
+    lowering = _Lowering()
+    n_primal = len(jax.tree_util.tree_leaves((params, x, kwargs)))
+    inputs = [lowering.new_var(v.aval) for v in closed.jaxpr.invars]
+    tangents = inputs[n_primal:]
+    lowering.linear.update(tangents)
+    outputs = lowering.lower(closed.jaxpr, closed.consts, inputs)
+    graph = Graph(
+        primal_inputs=tuple(inputs[:n_primal]), tangent_inputs=tuple(tangents),
+        consts=lowering.consts, eqns=tuple(lowering.eqns), outputs=tuple(outputs),
+    )
+    return graph, out_tree[0]
+
+
+def bind(eqn: Eqn, values: list) -> list:
+    """Evaluate one equation on concrete (or traced) values; always returns a list."""
+    out = eqn.primitive.bind(*values, **eqn.params)
+    return list(out) if eqn.primitive.multiple_results else [out]
+
+
+def literal_value(lit: Lit):
+    return np.asarray(lit.value)
