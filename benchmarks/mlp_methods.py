@@ -35,6 +35,14 @@ def init(key, depth, width, outputs):
     ]
 
 
+def _structured_preview(x1, x2, params):
+    from ntkc.methods.structured import structured_kernel
+    from ntkc.problem import build_problem
+
+    problem = build_problem(mlp, x1, x2, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
+    return structured_kernel(problem, params)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--depth", type=int, default=10)
@@ -42,6 +50,8 @@ def main() -> None:
     p.add_argument("--outputs", type=int, default=16)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--with-preview", action="store_true",
+                   help="also time the structured-derivatives preview (not yet a registered method)")
     a = p.parse_args()
     k1, k2, k3 = jax.random.split(jax.random.PRNGKey(0), 3)
     params = init(k1, a.depth, a.width, a.outputs)
@@ -53,6 +63,8 @@ def main() -> None:
     for name in ntkc.METHODS:
         kernel = ntkc.ntk_fn(mlp, trace_axes=(), vmap_axes=0, method=name)
         rows[name] = time_kernel(kernel, x1, x2, params, repeats=a.repeats)
+    if a.with_preview:
+        rows["structured (preview)"] = time_kernel(_structured_preview, x1, x2, params, repeats=a.repeats)
     fastest = min(r[1] for r in rows.values())
     for name, (compile_s, run_s, _) in rows.items():
         print(f"| {name} | {compile_s:.2f} | {run_s * 1e3:.1f} | {run_s / fastest:.2f} |")
