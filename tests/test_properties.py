@@ -1,0 +1,28 @@
+"""Properties every method must have: jit equals eager, Θ(x, x) is symmetric, x2=None is x1."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ntkc
+from ntkc.testing import ZOO
+
+MODELS = ["mlp", "conv_same_nhwc", "attention", "pytree_out"]
+
+
+@pytest.mark.parametrize("method", list(ntkc.METHODS))
+@pytest.mark.parametrize("name", MODELS)
+def test_jit_equals_eager_and_symmetry(name, method):
+    inst = ZOO[name].make(jax.random.PRNGKey(1), dtype=jnp.float64)
+    kernel = ntkc.ntk_fn(inst.f, trace_axes=(), vmap_axes=0, method=method)
+    eager = kernel(inst.x1, None, inst.params)
+    jitted = jax.jit(kernel)(inst.x1, None, inst.params)
+    explicit = kernel(inst.x1, inst.x1, inst.params)
+    for e, j, x in zip(*(jax.tree_util.tree_leaves(t) for t in (eager, jitted, explicit))):
+        np.testing.assert_allclose(j, e, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(x, e, rtol=1e-10, atol=1e-12)
+        # zip order: (a, b, o1, o2, ...) pairs; swapping every pair transposes the kernel.
+        nd = e.ndim // 2
+        swapped = jnp.transpose(e, [a for i in range(nd) for a in (2 * i + 1, 2 * i)])
+        np.testing.assert_allclose(swapped, e, rtol=1e-10, atol=1e-12)
