@@ -154,7 +154,8 @@ class Side:
     kwargs: dict[str, Any]
     vmap: VmapAxes | None
 
-    def _batched_kwargs(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    def batched_kwargs(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(kwargs with a batch axis, kwargs shared by all examples)."""
         axes = self.vmap.kwargs if self.vmap is not None else {}
         batched = {k: v for k, v in self.kwargs.items() if axes.get(k) is not None}
         shared = {k: v for k, v in self.kwargs.items() if axes.get(k) is None}
@@ -163,7 +164,7 @@ class Side:
     def example(self, params: PyTree, x_i: PyTree, kw_i: dict[str, Any]) -> PyTree:
         """Outputs of one example (batch axis removed); only valid with ``vmap`` set."""
         assert self.vmap is not None
-        batched, shared = self._batched_kwargs()
+        batched, shared = self.batched_kwargs()
         kw_axes = {k: self.vmap.kwargs[k] for k in batched}
         x_full = _expand(x_i, self.vmap.x)
         kw_full = {k: jnp.expand_dims(v, kw_axes[k]) for k, v in kw_i.items()}
@@ -171,7 +172,7 @@ class Side:
 
     def map_examples(self, fn: Callable[[PyTree, dict[str, Any]], PyTree]) -> PyTree:
         """``vmap`` ``fn(x_i, kw_i)`` over examples; results get a new leading axis."""
-        batched, _ = self._batched_kwargs()
+        batched, _ = self.batched_kwargs()
         kw_in = {k: self.vmap.kwargs[k] for k in batched}
         return jax.vmap(fn, in_axes=(self.vmap.x, kw_in))(self.x, batched)
 
@@ -181,6 +182,11 @@ class Side:
             return self.f(params, self.x, **self.kwargs)
         stacked = self.map_examples(lambda x_i, kw_i: self.example(params, x_i, kw_i))
         return move_batch_axis(stacked, self.vmap.out)
+
+
+def shape_structs(tree: PyTree) -> PyTree:
+    """``jax.ShapeDtypeStruct`` of every leaf (arrays, tracers or Python scalars)."""
+    return jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(jnp.shape(v), jnp.result_type(v)), tree)
 
 
 def move_batch_axis(stacked: PyTree, out_axes: PyTree) -> PyTree:

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import opt_einsum
 
 from ntkc.backends.jax_program import side_arrays
+from ntkc.batching import shape_structs
 from ntkc.ir.from_jaxpr import lower
 from ntkc.passes.consumers import find_uses
 from ntkc.problem import NTKProblem
@@ -38,10 +39,6 @@ def _example_struct(tree, axes):
     return jax.tree_util.tree_map(one, axes, tree, is_leaf=lambda a: a is None)
 
 
-def _struct(tree):
-    return jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(jnp.shape(v), jnp.result_type(v)), tree)
-
-
 class _Side:
     """One side lowered and evaluated: arrays[out_index] = (factors, cotangents) per use."""
 
@@ -49,13 +46,13 @@ class _Side:
         self.side = side
         if side.vmap is None:
             fn = lambda p, xx, **kw: side.f(p, xx, **kw)
-            x, kw = _struct(side.x), _struct(side.kwargs)
+            x, kw = shape_structs(side.x), shape_structs(side.kwargs)
         else:
-            batched, _ = side._batched_kwargs()
+            batched, _ = side.batched_kwargs()
             fn = lambda p, xx, **kw: side.example(p, xx, kw)
             x = _example_struct(side.x, side.vmap.x)
             kw = {k: _example_struct(v, side.vmap.kwargs[k]) for k, v in batched.items()}
-        self.graph, self.out_tree = lower(fn, _struct(params), x, kw)
+        self.graph, self.out_tree = lower(fn, shape_structs(params), x, kw)
         self.uses = find_uses(self.graph)
         self.params = params
 

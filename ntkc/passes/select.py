@@ -15,17 +15,15 @@ from typing import Any
 
 import jax
 
+from ntkc.batching import shape_structs
+
 PyTree = Any
-
-
-def _shape_struct(tree: PyTree) -> PyTree:
-    return jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(jax.numpy.shape(v), jax.numpy.result_type(v)), tree)
 
 
 def forward_flops(side, params: PyTree) -> float:
     """FLOPs of one batched forward pass of ``side``, from XLA's cost analysis (lowered only)."""
     try:
-        lowered = jax.jit(side.apply).lower(_shape_struct(params))
+        lowered = jax.jit(side.apply).lower(shape_structs(params))
         flops = float((lowered.cost_analysis() or {}).get("flops", 0.0))
     except Exception:  # cost analysis is best effort: fall back to a dense-layer estimate
         flops = 0.0
