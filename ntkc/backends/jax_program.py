@@ -10,11 +10,12 @@ the cotangents (every other path through the graph is preserved).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from ntkc.backends.factors import FACTOR_OPS
 from ntkc.ir.from_jaxpr import bind
 from ntkc.ir.graph import Graph, Lit, Var
 
@@ -23,59 +24,47 @@ def _read(env: dict, atom):
     return jnp.asarray(atom.value) if isinstance(atom, Lit) else env[atom]
 
 
-def _operand(eqn, position, env):
-    return _read(env, eqn.inputs[position])
+class PrimalEnv:
+    """The primal equations of a graph evaluated for one example.
 
+    ``read(atom)`` is an input's primal value; ``linear_zero(atom)`` the same, except that
+    values depending on the parameter tangents read as zeros.
+    """
 
-def _dense(use, env, linear_zero):
-    """∂z/∂θ of one use as an array of shape ``z.shape + θ.shape`` (other linear inputs 0)."""
-    eqn, pos = use.eqn, use.position
-    theta_shape = eqn.inputs[pos].shape
-    size = math.prod(theta_shape)
-    dtype = eqn.inputs[pos].dtype
+    def __init__(self, graph: Graph, primal_values: list):
+        env: dict[Var, Any] = dict(graph.consts)
+        env.update(zip(graph.primal_inputs, primal_values))
+        linear_vars = set(graph.tangent_inputs)
+        for eqn in graph.eqns:
+            if eqn.linear:
+                linear_vars.update(eqn.outputs)
+                continue
+            env.update(zip(eqn.outputs, bind(eqn, [_read(env, v) for v in eqn.inputs])))
+        self.env = env
+        self.linear_vars = linear_vars
 
-    def apply(e):
-        vals = [linear_zero(v) for v in eqn.inputs]
-        vals[pos] = e.reshape(theta_shape)
-        return bind(eqn, vals)[0]
+    def read(self, atom):
+        return _read(self.env, atom)
 
-    cols = jax.vmap(apply)(jnp.eye(size, dtype=dtype))  # (P, *z)
-    z_nd = cols.ndim - 1
-    cols = cols.reshape(theta_shape + cols.shape[1:])
-    return jnp.moveaxis(cols, tuple(range(len(theta_shape))), tuple(range(z_nd, z_nd + len(theta_shape))))
+    def linear_zero(self, atom):
+        if isinstance(atom, Var) and atom in self.linear_vars:
+            return jnp.zeros(atom.shape, atom.dtype)
+        return _read(self.env, atom)
 
-
-#: Factor recipes by name: (use, env, linear_zero) -> array.
-FACTOR_OPS: dict[str, Callable] = {
-    "operand": lambda use, env, zero: _operand(use.eqn, use.form.factor.operand, env),
-    "reciprocal": lambda use, env, zero: 1.0 / _operand(use.eqn, use.form.factor.operand, env),
-    "dense": _dense,
-}
+    def factors(self, use) -> tuple:
+        """The arrays of one use's factors."""
+        return tuple(FACTOR_OPS[spec.recipe](spec, use.eqn, self.read, self.linear_zero)
+                     for spec in use.form.factors)
 
 
 def side_arrays(graph: Graph, uses, out_index: int, out_shape, primal_values: list) -> tuple[list, list]:
     """(factors per use, cotangents per use) for one example and output leaf ``out_index``.
 
-    Cotangents have shape ``out_shape + z.shape``; factors as the use's factor labels.
+    Cotangents have shape ``out_shape + z.shape``; factors (a tuple per use) as their specs.
     """
-    env: dict[Var, Any] = dict(graph.consts)
-    env.update(zip(graph.primal_inputs, primal_values))
-    linear_vars = set(graph.tangent_inputs)
-    for eqn in graph.eqns:
-        if eqn.linear:
-            linear_vars.update(eqn.outputs)
-            continue
-        env.update(zip(eqn.outputs, bind(eqn, [_read(env, v) for v in eqn.inputs])))
-
-    def linear_zero(atom):
-        if isinstance(atom, Var) and atom in linear_vars:
-            return jnp.zeros(atom.shape, atom.dtype)
-        return _read(env, atom)
-
-    factors = [
-        None if u.form.factor is None else FACTOR_OPS[u.form.factor.op](u, env, linear_zero)
-        for u in uses
-    ]
+    primal = PrimalEnv(graph, primal_values)
+    env = primal.env
+    factors = [primal.factors(u) for u in uses]
     targets = list(dict.fromkeys(u.output for u in uses))
 
     def cut(deltas):

@@ -122,6 +122,23 @@ def lower(f: Callable, params: Any, x: Any, kwargs: dict[str, Any]) -> tuple[Gra
     return graph, out_tree[0]
 
 
+def lower_linear(fn: Callable, theta: Any, other: Any) -> Graph:
+    """Lower ``fn(theta, other)``, already linear in the array ``theta``, without linearizing.
+
+    ``theta`` becomes the graph's single tangent input, so its primitives are seen exactly as
+    written (used to test structure rules one primitive at a time).
+    """
+    closed = jax.make_jaxpr(fn)(theta, other)
+    lowering = _Lowering()
+    inputs = [lowering.new_var(v.aval) for v in closed.jaxpr.invars]
+    lowering.linear.add(inputs[0])
+    outputs = lowering.lower(closed.jaxpr, closed.consts, inputs)
+    return Graph(
+        primal_inputs=tuple(inputs[1:]), tangent_inputs=(inputs[0],),
+        consts=lowering.consts, eqns=tuple(lowering.eqns), outputs=tuple(outputs),
+    )
+
+
 def bind(eqn: Eqn, values: list) -> list:
     """Evaluate one equation on concrete (or traced) values; always returns a list."""
     out = eqn.primitive.bind(*values, **eqn.params)

@@ -90,7 +90,7 @@ def structured_kernel(problem: NTKProblem, params: PyTree) -> PyTree:
             ops = []
             for side_arr, kind, index in term["operands"]:
                 factors, cots = arr1 if side_arr == 1 else arr2
-                ops.append((factors if kind == "factor" else cots)[index])
+                ops.append(cots[index] if kind == "cot" else factors[index][kind])
             spec = ",".join(term["specs"]) + "->" + result
             value = jnp.einsum(spec, *ops, optimize="optimal", precision=jax.lax.Precision.HIGHEST)
             value = value * jnp.asarray(term["scale"], value.dtype)
@@ -118,9 +118,9 @@ def _terms(uses1, uses2, l1: str, l2: str, fx_axis, theta_shapes):
         name = lambda lbl: sym(theta.get(lbl, f"{lbl}#{side}:{index}"))
         ops = [(side, "cot", index)]
         specs = [ex + out + "".join(name(l) for l in use.form.out_labels)]
-        if use.form.factor is not None:
-            ops.append((side, "factor", index))
-            specs.append(ex + "".join(name(l) for l in use.form.factor_labels))
+        for k, spec in enumerate(use.form.factors):
+            ops.append((side, k, index))
+            specs.append(ex + "".join(name(l) for l in spec.labels))
         return ops, specs
 
     for i, a in enumerate(uses1):

@@ -1,10 +1,15 @@
 """Structure rules: for a linear primitive ``z = p(..., θ, ...)``, the einsum form of ∂z/∂θ.
 
-A rule returns a :class:`JacobianForm`: labels for z's axes, labels for θ's axes, and
-optionally a factor (a recipe computing an array from the equation's other inputs) with its
-labels, such that ``z = scale · einsum(factor[factor_labels], θ[theta_labels] -> z[out_labels])``.
-A label on z and θ but not on the factor is a Kronecker delta (constant block-diagonal); on all
-three, block-diagonal; on θ only, input-tiled (summed); on z only, output-tiled (broadcast).
+A rule returns a :class:`JacobianForm`: labels for z's axes, labels for θ's axes, and zero or
+more factors (:class:`FactorSpec`: a recipe computing an array from the equation's other inputs
+or its static params) with their labels, such that
+
+    z = scale · einsum(*factors, θ[theta_labels] -> z[out_labels]).
+
+A label on z and θ but on no factor is a Kronecker delta (constant block-diagonal); on all three,
+block-diagonal; on θ only, input-tiled (summed); on z only, output-tiled (broadcast); a factor
+carrying a z label and a θ label that differ mixes those axes (e.g. a selection matrix for
+``pad`` or the patches of a convolution).
 
 Rules are small pure functions of the input shapes, the θ position and the primitive's params.
 ``RULES`` is the one table, keyed by primitive name; a primitive without a rule gets
@@ -14,36 +19,52 @@ Rules are small pure functions of the input shapes, the θ position and the prim
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
+
+import numpy as np
 
 Labels = tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
-class FactorRecipe:
-    """How to compute a factor at run time.
+class FactorSpec:
+    """One factor of a Jacobian form: an array computed at run time by a named recipe.
 
-    ``op`` is a key of :data:`ntkc.backends.factors.FACTOR_OPS`; ``operand`` the equation input
-    it reads (if any).
+    Attributes:
+      recipe: key of :data:`ntkc.backends.factors.FACTOR_OPS`.
+      labels: one label per axis of the factor.
+      shape: the factor's shape (checked by the verifier against the labels' sizes).
+      operand: the equation input the recipe reads, if any.
+      args: static, hashable extra arguments of the recipe.
+      value: a constant array (recipe ``"constant"``), built at plan time from static params.
     """
 
-    op: str
+    recipe: str
+    labels: Labels
+    shape: tuple[int, ...]
     operand: int | None = None
+    args: tuple = ()
+    value: Any = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
 class JacobianForm:
+    """``z[out_labels] = scale · einsum(*factors, θ[theta_labels])``: the structure of ∂z/∂θ."""
+
     out_labels: Labels
     theta_labels: Labels
-    factor: FactorRecipe | None = None
-    factor_labels: Labels = ()
+    factors: tuple[FactorSpec, ...] = ()
     scale: float = 1.0
+
+    @property
+    def factor_labels(self) -> frozenset[str]:
+        return frozenset(l for f in self.factors for l in f.labels)
 
     @property
     def kind(self) -> str:
         """The paper's Table 5 name of this structure."""
         out, theta, fac = set(self.out_labels), set(self.theta_labels), set(self.factor_labels)
-        if self.factor is not None and self.factor.op == "dense":
+        if any(f.recipe == "dense" for f in self.factors):
             return "dense"
         kinds = []
         if (out & theta) - fac:
@@ -54,7 +75,20 @@ class JacobianForm:
             kinds.append("input-tiled")
         if out - theta - fac:
             kinds.append("output-tiled")
+        if (out - theta) & fac and (theta - out) & fac:
+            kinds.append("factored")
         return " + ".join(kinds) or "dense"
+
+
+def operand_factor(labels: Labels, shape, operand: int, recipe: str = "operand", args: tuple = ()) -> FactorSpec:
+    """A factor read from equation input ``operand`` (transformed by ``recipe``)."""
+    return FactorSpec(recipe=recipe, labels=tuple(labels), shape=tuple(shape), operand=operand, args=args)
+
+
+def constant_factor(labels: Labels, value) -> FactorSpec:
+    """A constant factor (e.g. a 0/1 selection matrix) computed from static params."""
+    value = np.asarray(value)
+    return FactorSpec(recipe="constant", labels=tuple(labels), shape=value.shape, value=value)
 
 
 def _labels(prefix: str, n: int) -> Labels:
@@ -85,7 +119,7 @@ def _broadcast_labels(shape, out_labels: Labels, out_shape, tag: str) -> Labels:
     )
 
 
-@register("convert_element_type", "copy", "copy_p", "reduce_precision", "add", "add_any", "sub", "neg")
+@register("convert_element_type", "copy", "device_put", "reduce_precision", "add", "add_any", "sub", "neg")
 def elementwise_identity(shapes, pos, out_shape, name, **params) -> JacobianForm:
     """z = ±θ (other operands added): ∂z/∂θ = ±I, a Kronecker delta on every axis (axes where θ
     is broadcast are output-tiled)."""
@@ -102,7 +136,7 @@ def mul_rule(shapes, pos, out_shape, name, **params) -> JacobianForm:
     out = _labels("d", len(out_shape))
     theta = _broadcast_labels(shapes[pos], out, out_shape, "u")
     fac = _broadcast_labels(shapes[other], out, out_shape, "v")
-    return JacobianForm(out_labels=out, theta_labels=theta, factor=FactorRecipe("operand", other), factor_labels=fac)
+    return JacobianForm(out_labels=out, theta_labels=theta, factors=(operand_factor(fac, shapes[other], other),))
 
 
 @register("div")
@@ -113,7 +147,7 @@ def div_rule(shapes, pos, out_shape, name, **params) -> JacobianForm:
     labels = _labels("d", len(out_shape))
     theta = _broadcast_labels(shapes[0], labels, out_shape, "u")
     fac = _broadcast_labels(shapes[1], labels, out_shape, "v")
-    return JacobianForm(out_labels=labels, theta_labels=theta, factor=FactorRecipe("reciprocal", 1), factor_labels=fac)
+    return JacobianForm(out_labels=labels, theta_labels=theta, factors=(operand_factor(fac, shapes[1], 1, "reciprocal"),))
 
 
 @register("dot_general")
@@ -136,7 +170,7 @@ def dot_general_rule(shapes, pos, out_shape, name, *, dimension_numbers, **param
     rhs = [l if l is not None else next(it) for l in rhs]
     out = tuple(f"b{i}" for i in range(len(lb))) + tuple(lhs_free) + tuple(rhs_free)
     theta, fac = (lhs, rhs) if pos == 0 else (rhs, lhs)
-    return JacobianForm(out_labels=out, theta_labels=tuple(theta), factor=FactorRecipe("operand", 1 - pos), factor_labels=tuple(fac))
+    return JacobianForm(out_labels=out, theta_labels=tuple(theta), factors=(operand_factor(fac, shapes[1 - pos], 1 - pos),))
 
 
 @register("broadcast_in_dim")
@@ -171,7 +205,8 @@ def dense_rule(shapes, pos, out_shape, name, **params) -> JacobianForm:
     """Fallback for any linear primitive: the whole block ∂z/∂θ as one dense factor (exact)."""
     out = _labels("o", len(out_shape))
     theta = _labels("t", len(shapes[pos]))
-    return JacobianForm(out_labels=out, theta_labels=theta, factor=FactorRecipe("dense", pos), factor_labels=out + theta)
+    dense = FactorSpec(recipe="dense", labels=out + theta, shape=tuple(out_shape) + tuple(shapes[pos]), operand=pos)
+    return JacobianForm(out_labels=out, theta_labels=theta, factors=(dense,))
 
 
 def rule_for(name: str) -> tuple[Rule, bool]:
