@@ -87,3 +87,7 @@ def apply_form(form, factor_arrays, theta, out_shape):
                        *factor_arrays, theta, precision=jax.lax.Precision.HIGHEST)
     expanded = tuple(n if l in present else 1 for l, n in zip(form.out_labels, out_shape))
     return form.scale * jnp.broadcast_to(value.reshape(expanded), tuple(out_shape))
+
+
+# Recipe families in their own modules register into FACTOR_OPS on import.
+from ntkc.backends import conv_factors, index_factors  # noqa: E402,F401

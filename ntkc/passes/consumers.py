@@ -12,7 +12,7 @@ import dataclasses
 import warnings
 
 from ntkc.ir.graph import Eqn, Graph, Var
-from ntkc.passes.structure_rules import JacobianForm, rule_for
+from ntkc.passes.structure_rules import JacobianForm, NoStructure, dense_rule, rule_for
 
 
 class DenseFallbackWarning(UserWarning):
@@ -47,12 +47,19 @@ def find_uses(graph: Graph) -> list[Use]:
                     f"ntkc structured: parameter consumed by multi-output primitive "
                     f"'{eqn.name}' (from {eqn.source}); use method='jacobian' or 'ntvp'."
                 )
-            if not has_rule:
+            reason = "no structure rule for primitive"
+            form = None
+            if has_rule:
+                try:
+                    form = rule(shapes, pos, out_shape, eqn.name, **eqn.params)
+                except NoStructure as err:
+                    has_rule, reason = False, f"no structure for this configuration ({err}) of primitive"
+            if form is None:
                 warnings.warn(
-                    f"ntkc: no structure rule for primitive '{eqn.name}' (from {eqn.source}); "
+                    f"ntkc: {reason} '{eqn.name}' (from {eqn.source}); "
                     "using its exact dense Jacobian block for this consumer.",
                     DenseFallbackWarning, stacklevel=2,
                 )
-            form = rule(shapes, pos, out_shape, eqn.name, **eqn.params)
+                form = dense_rule(shapes, pos, out_shape, eqn.name, **eqn.params)
             uses.append(Use(leaf=leaf, eqn=eqn, position=pos, form=form, has_rule=has_rule))
     return uses

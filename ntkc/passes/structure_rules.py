@@ -95,6 +95,11 @@ def _labels(prefix: str, n: int) -> Labels:
     return tuple(f"{prefix}{i}" for i in range(n))
 
 
+class NoStructure(Exception):
+    """Raised by a rule for a configuration it does not structure (e.g. an unusual ``gather``);
+    the consumer then gets the exact dense fallback and a warning, like a primitive without a rule."""
+
+
 Rule = Callable[..., JacobianForm]
 RULES: dict[str, Rule] = {}
 
@@ -214,3 +219,7 @@ def rule_for(name: str) -> tuple[Rule, bool]:
     if name in RULES:
         return RULES[name], True
     return dense_rule, False
+
+
+# Rule families in their own modules register into RULES on import.
+from ntkc.passes import conv_rules, index_rules  # noqa: E402,F401
