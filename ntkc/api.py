@@ -49,7 +49,9 @@ def ntk_fn(
         outputs, a pytree of ints matching ``x``, or ``(in_axes, out_axes, kwargs_axes)``.
         Giving it certifies that ``f`` is a ``vmap`` over examples; each example is evaluated
         on its own (batch of one), which is also what makes batch-coupled models per-example.
-      method: one of ``"jacobian"``, ``"ntvp"``, ``"auto"`` (see ``ntkc.METHODS``).
+      method: one of ``"jacobian"`` (contract per-example Jacobians), ``"ntvp"`` (NTK-vector
+        products), ``"structured"`` (structured derivatives, compiled from the model's jaxpr),
+        ``"auto"`` (the cheapest by estimated FLOPs) — see ``ntkc.METHODS``.
 
     Returns:
       ``kernel(x1, x2, params, **kwargs)``; ``x2=None`` means ``x2 = x1``. A keyword argument

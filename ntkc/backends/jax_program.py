@@ -1,6 +1,6 @@
-"""Evaluate one side of a structured plan for one example: residuals, factors, cotangents.
+"""The JAX backend: a compiled plan becomes arrays and einsums (jittable, no Python state).
 
-``side_arrays`` runs the primal equations of the lowered graph, computes every use's factor
+``example_arrays`` runs the primal equations of the lowered graph, computes every use's factor
 from the residuals (:data:`FACTOR_OPS`), and obtains ∂y/∂z for every consumer output z in one
 shared reverse sweep: the linear equations are re-evaluated with zero parameter tangents and an
 extra input δ_z added to each consumer output, so ``vjp`` w.r.t. the δ's at zero gives exactly
@@ -16,6 +16,9 @@ import jax
 import jax.numpy as jnp
 
 from ntkc.backends.factors import FACTOR_OPS
+from ntkc.ir.terms import COTANGENT, FACTOR, JACOBIAN, Contraction
+from ntkc.passes.build_terms import CONSTANT_RECIPES, output_leaves
+from ntkc.passes.order import einsum_spec
 from ntkc.ir.from_jaxpr import bind
 from ntkc.ir.graph import Graph, Lit, Var
 
@@ -53,19 +56,26 @@ class PrimalEnv:
 
     def factors(self, use) -> tuple:
         """The arrays of one use's factors."""
-        return tuple(FACTOR_OPS[spec.recipe](spec, use.eqn, self.read, self.linear_zero)
-                     for spec in use.form.factors)
+        return tuple(FACTOR_OPS[spec.recipe](spec, eqn, self.read, self.linear_zero)
+                     for spec, eqn in zip(use.form.factors, use.factor_eqns))
 
 
-def side_arrays(graph: Graph, uses, out_index: int, out_shape, primal_values: list) -> tuple[list, list]:
-    """(factors per use, cotangents per use) for one example and output leaf ``out_index``.
+def example_arrays(side_ir, out_index: int, out_shape, primal_values: list) -> dict:
+    """One example's (or one whole batch's, without ``vmap_axes``) operands of one side:
+    ``{(COTANGENT, use, None): ∂f/∂z, (FACTOR, use, f): factor}`` for output leaf ``out_index``.
 
-    Cotangents have shape ``out_shape + z.shape``; factors (a tuple per use) as their specs.
+    Constant factors are left out (they do not depend on the example). Cotangents have shape
+    ``out_shape + z.shape`` minus the target's summed axes.
     """
+    graph, uses = side_ir.graph, side_ir.uses
     primal = PrimalEnv(graph, primal_values)
     env = primal.env
-    factors = [primal.factors(u) for u in uses]
-    targets = list(dict.fromkeys(u.output for u in uses))
+    arrays = {}
+    for i, use in enumerate(uses):
+        for f, (spec, eqn) in enumerate(zip(use.form.factors, use.factor_eqns)):
+            if spec.recipe not in CONSTANT_RECIPES:
+                arrays[(FACTOR, i, f)] = FACTOR_OPS[spec.recipe](spec, eqn, primal.read, primal.linear_zero)
+    targets = [t.var for t in side_ir.targets]
 
     def cut(deltas):
         vals = {t: jnp.zeros(t.shape, t.dtype) for t in graph.tangent_inputs}
@@ -80,10 +90,80 @@ def side_arrays(graph: Graph, uses, out_index: int, out_shape, primal_values: li
         outputs = [vals[o] if isinstance(o, Var) and o in vals else jnp.zeros(()) for o in graph.outputs]
         return outputs[out_index]
 
-    zeros = [jnp.zeros(t.shape, t.dtype) for t in targets]
-    out, vjp = jax.vjp(cut, zeros)
-    n_out = math.prod(out_shape)
-    basis = jnp.eye(n_out, dtype=out.dtype).reshape((n_out,) + tuple(out_shape))
-    cots = jax.vmap(lambda e: vjp(e)[0])(basis)  # list per target, each (n_out, *z)
-    by_target = {t: c.reshape(tuple(out_shape) + t.shape) for t, c in zip(targets, cots)}
-    return factors, [by_target[u.output] for u in uses]
+    if targets:
+        zeros = [jnp.zeros(t.shape, t.dtype) for t in targets]
+        out, vjp = jax.vjp(cut, zeros)
+        n_out = math.prod(out_shape)
+        basis = jnp.eye(n_out, dtype=out.dtype).reshape((n_out,) + tuple(out_shape))
+        cots = jax.vmap(lambda e: vjp(e)[0])(basis)  # one (n_out, *z) per target
+        by_target = {}
+        for target, cot in zip(side_ir.targets, cots):
+            cot = cot.reshape(tuple(out_shape) + target.var.shape)
+            by_target[target.var] = cot.sum(axis=tuple(len(out_shape) + a for a in target.summed))
+        for i, use in enumerate(uses):
+            arrays[(COTANGENT, i, None)] = by_target[use.output]
+    return arrays
+
+
+def constant_arrays(side_ir) -> dict:
+    """The constant factors of one side's uses, keyed as in :func:`example_arrays`."""
+    return {
+        (FACTOR, i, f): jnp.asarray(spec.value)
+        for i, use in enumerate(side_ir.uses)
+        for f, spec in enumerate(use.form.factors) if spec.recipe in CONSTANT_RECIPES
+    }
+
+
+def side_values(side_ir, out_index: int, example_out_shape, params) -> dict:
+    """All operands of one side for output leaf ``out_index``, batched over examples."""
+    side = side_ir.side
+    if side.vmap is None:
+        values = jax.tree_util.tree_leaves((params, side.x, side.kwargs))
+        arrays = example_arrays(side_ir, out_index, example_out_shape, values)
+    else:
+        def one(x_i, kw_i):
+            values = jax.tree_util.tree_leaves((params, x_i, kw_i))
+            return example_arrays(side_ir, out_index, example_out_shape, values)
+        arrays = side.map_examples(one)
+    arrays.update(constant_arrays(side_ir))
+    return arrays
+
+
+def contract(c: Contraction, arrays: list, sizes: dict):
+    """Evaluate one contraction along its planned path; output labels that no operand carries
+    (θ axes a use does not touch, in a per-leaf Jacobian) are broadcast."""
+    spec, _ = einsum_spec(c)
+    value = jnp.einsum(spec, *arrays, optimize=list(c.path) if c.path else "optimal",
+                       precision=jax.lax.Precision.HIGHEST)
+    present = {l for op in c.operands for l in op.labels}
+    if any(l not in present for l in c.output):
+        expanded = tuple(sizes[l] if l in present else 1 for l in c.output)
+        value = jnp.broadcast_to(value.reshape(expanded), tuple(sizes[l] for l in c.output))
+    return value * jnp.asarray(c.scale, value.dtype) if c.scale != 1.0 else value
+
+
+def run_plan(comp, params):
+    """Evaluate every kernel plan of a compilation: one array per output leaf."""
+    leaves = output_leaves(comp)
+    kernels = []
+    for kernel in comp.kernels:
+        out1, out2, ka, fx = leaves[kernel.output]
+        example = lambda shape: tuple(n for i, n in enumerate(shape) if i != fx)
+        shapes = {1: example(out1.shape), 2: example(out2.shape)}
+        arrays = {k: side_values(s, kernel.output, shapes[k], params) for k, s in enumerate(comp.sides, 1)}
+        physical = lambda side: 1 if len(comp.sides) == 1 else side
+        sizes = kernel.label_sizes()
+        for jac in kernel.jacobians:
+            sizes.update(zip(jac.labels, jac.shape))
+        for jac in kernel.jacobians:
+            parts = [contract(p, [arrays[physical(op.side)][op.key] for op in p.operands], sizes) for p in jac.parts]
+            arrays[physical(jac.side)][(JACOBIAN, jac.leaf, None)] = sum(parts[1:], parts[0])
+        total = None
+        for term in kernel.terms:
+            c = term.contraction
+            value = contract(c, [arrays[physical(op.side)][op.key] for op in c.operands], sizes)
+            total = value if total is None else total + value
+        if total is None:  # f does not depend on params at all
+            total = jnp.zeros(kernel.result_shape, kernel.dtype)
+        kernels.append((total / kernel.trace_size).astype(kernel.dtype))
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(comp.problem.out1), kernels)

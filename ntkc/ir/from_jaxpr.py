@@ -147,3 +147,18 @@ def bind(eqn: Eqn, values: list) -> list:
 
 def literal_value(lit: Lit):
     return np.asarray(lit.value)
+
+
+def infer_outputs(eqn: Eqn) -> list[tuple[tuple[int, ...], Any]]:
+    """(shape, dtype) of each output, re-derived by abstract evaluation (for the verifier)."""
+    var_pos = [i for i, v in enumerate(eqn.inputs) if isinstance(v, Var)]
+
+    def apply(*xs):
+        vals = [v.value if isinstance(v, Lit) else None for v in eqn.inputs]
+        for i, x in zip(var_pos, xs):
+            vals[i] = x
+        return bind(eqn, vals)
+
+    structs = [jax.ShapeDtypeStruct(eqn.inputs[i].shape, eqn.inputs[i].dtype) for i in var_pos]
+    outs = jax.eval_shape(apply, *structs)
+    return [(tuple(o.shape), o.dtype) for o in outs]

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from ntkc.methods.jacobian import jacobian_kernel
 from ntkc.methods.ntvp import ntvp_kernel
+from ntkc.methods.structured import structured_kernel
 
 MethodFn = Callable[[Any, Any], Any]
 
@@ -25,3 +26,4 @@ def register(name: str, fn: MethodFn) -> None:
 
 register("jacobian", jacobian_kernel)
 register("ntvp", ntvp_kernel)
+register("structured", structured_kernel)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import warnings
 
-from ntkc.ir.graph import Eqn, Graph, Var
+import numpy as np
+
+from ntkc.ir.graph import Eqn, Graph, Lit, Var
 from ntkc.passes.structure_rules import JacobianForm, NoStructure, dense_rule, rule_for
 
 
@@ -21,17 +23,57 @@ class DenseFallbackWarning(UserWarning):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Use:
-    """Parameter leaf ``leaf`` is read by ``eqn`` at input ``position`` with structure ``form``."""
+    """Parameter leaf ``leaf`` reaches ``output`` through the chain ``eqns`` with structure ``form``.
+
+    ``eqns[0]`` reads θ̇_leaf at input ``position``; :mod:`ntkc.passes.propagate` may extend the
+    chain through cheap ops, composing their forms. ``factor_eqns[i]`` is the equation whose
+    inputs ``form.factors[i]`` is computed from.
+    """
 
     leaf: int
-    eqn: Eqn
+    eqns: tuple[Eqn, ...]
     position: int
     form: JacobianForm
+    factor_eqns: tuple[Eqn, ...]
     has_rule: bool
 
     @property
+    def eqn(self) -> Eqn:
+        """The equation reading the parameter tangent."""
+        return self.eqns[0]
+
+    @property
     def output(self) -> Var:
-        return self.eqn.outputs[0]
+        return self.eqns[-1].outputs[0]
+
+    @property
+    def primitives(self) -> str:
+        return "→".join(e.name for e in self.eqns)
+
+
+def fold_literals(form: JacobianForm, eqn: Eqn) -> JacobianForm:
+    """Scalar literal factors (``θ * 0.5``, ``θ / 4``) become part of the constant scale."""
+    keep, scale = [], form.scale
+    for spec in form.factors:
+        atom = eqn.inputs[spec.operand] if spec.operand is not None else None
+        if spec.recipe in ("operand", "reciprocal") and isinstance(atom, Lit) and not spec.labels:
+            value = float(np.asarray(atom.value))
+            scale *= value if spec.recipe == "operand" else 1.0 / value
+        else:
+            keep.append(spec)
+    return dataclasses.replace(form, factors=tuple(keep), scale=scale)
+
+
+def form_of(eqn: Eqn, pos: int):
+    """The structure rule's form for input ``pos`` of ``eqn``, or None without a rule."""
+    rule, has_rule = rule_for(eqn.name)
+    if not has_rule or len(eqn.outputs) != 1:
+        return None
+    shapes = [tuple(getattr(v, "shape", ())) for v in eqn.inputs]
+    try:
+        return fold_literals(rule(shapes, pos, eqn.outputs[0].shape, eqn.name, **eqn.params), eqn)
+    except NoStructure:
+        return None
 
 
 def find_uses(graph: Graph) -> list[Use]:
@@ -51,7 +93,7 @@ def find_uses(graph: Graph) -> list[Use]:
             form = None
             if has_rule:
                 try:
-                    form = rule(shapes, pos, out_shape, eqn.name, **eqn.params)
+                    form = fold_literals(rule(shapes, pos, out_shape, eqn.name, **eqn.params), eqn)
                 except NoStructure as err:
                     has_rule, reason = False, f"no structure for this configuration ({err}) of primitive"
             if form is None:
@@ -61,5 +103,6 @@ def find_uses(graph: Graph) -> list[Use]:
                     DenseFallbackWarning, stacklevel=2,
                 )
                 form = dense_rule(shapes, pos, out_shape, eqn.name, **eqn.params)
-            uses.append(Use(leaf=leaf, eqn=eqn, position=pos, form=form, has_rule=has_rule))
+            uses.append(Use(leaf=leaf, eqns=(eqn,), position=pos, form=form,
+                            factor_eqns=(eqn,) * len(form.factors), has_rule=has_rule))
     return uses

@@ -6,6 +6,9 @@ lowered (not compiled) forward pass:
 
 * Jacobian contraction: ``(N1 + N2)·O·3·FP + N1·N2·O²·P·2``
 * NTK-vector products:  ``N2·O·(N1 + N2)·3·FP``
+* structured derivatives: the same backward passes as Jacobian contraction (for the
+  cotangents), plus the compiled plan's contraction FLOPs (opt_einsum's count of the chosen
+  orders) and the cost of forming any dense-fallback factor.
 """
 
 from __future__ import annotations
@@ -51,10 +54,34 @@ def estimated_costs(problem, params: PyTree) -> dict[str, float]:
     return {
         "jacobian": 3 * jac_passes + 2 * out1 * out2 * n_params,
         "ntvp": out2 * 3 * (fp1 + fp2),
+        "structured": 3 * jac_passes + structured_plan_flops(problem, params),
     }
+
+
+def structured_plan_flops(problem, params: PyTree) -> float:
+    """Contraction FLOPs of the structured plan plus the work of forming dense factors."""
+    import warnings
+
+    from ntkc.passes.consumers import DenseFallbackWarning
+    from ntkc.passes.pipeline import compile_plan
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DenseFallbackWarning)
+        comp = compile_plan(problem, params)
+    n_examples = 1
+    if problem.vmapped:
+        out, axis = jax.tree_util.tree_leaves(problem.out1)[0], jax.tree_util.tree_leaves(problem.side1.vmap.out)[0]
+        n_examples = out.shape[axis]
+    dense = sum(
+        2 * math.prod(u.output.shape) * math.prod(comp.theta_shapes[u.leaf]) * n_examples
+        for side in comp.sides for u in side.uses if not u.has_rule
+    )
+    return float(sum(k.flops or 0 for k in comp.kernels) + dense)
 
 
 def choose_method(problem, params: PyTree) -> str:
     """The registered method with the lowest estimated cost."""
-    costs = estimated_costs(problem, params)
+    from ntkc.methods import METHODS
+
+    costs = {k: v for k, v in estimated_costs(problem, params).items() if k in METHODS}
     return min(costs, key=costs.get)

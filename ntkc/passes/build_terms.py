@@ -1,0 +1,113 @@
+"""Build the NTK plan: Θ = Σ_l Σ_{k1,k2} cot1_k1 · A_k1 · A_k2ᵀ · cot2_k2ᵀ  (paper §3.3).
+
+For every output leaf, parameter leaf l and pair of uses (k1 on side 1, k2 on side 2) of l, one
+:class:`~ntkc.ir.terms.Term` joins side 1's cotangent and factors with side 2's. Labels decide
+everything: θ's axes get the shared labels ``θl.a``, so they are contracted between the sides;
+the output axes get the letters of :meth:`ntkc.axes.KernelAxes.labels`, so traced axes are summed
+and diagonal axes kept as label identifications; the example axes of x1 and x2 carry the batch
+letters. A θ axis neither use mentions is summed over a constant: it multiplies the scale.
+
+Needs: uses and cotangent targets. Guarantees: one :class:`KernelPlan` per output leaf whose
+terms cover every (k1, k2) pair of every leaf, with operand shapes from the graphs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+
+from ntkc.ir.terms import COTANGENT, FACTOR, Contraction, KernelPlan, Operand, Term
+
+CONSTANT_RECIPES = frozenset({"constant"})
+
+
+class SideLabels:
+    """Labels and shapes of one side's operands for one output leaf."""
+
+    def __init__(self, comp, k: int, letters: str, out_shape, fx_axis):
+        self.ir = comp.side(k)
+        self.k = k
+        self.batch = (letters[fx_axis],) if fx_axis is not None else ()
+        self.batch_shape = (out_shape[fx_axis],) if fx_axis is not None else ()
+        self.out = tuple(c for i, c in enumerate(letters) if i != fx_axis)
+        self.out_shape = tuple(n for i, n in enumerate(out_shape) if i != fx_axis)
+
+    def name(self, use_index: int, use, label: str) -> str:
+        theta = dict(zip(use.form.theta_labels, range(len(use.form.theta_labels))))
+        if label in theta:
+            return f"θ{use.leaf}.{theta[label]}"
+        return f"{self.k}:{use_index}:{label}"
+
+    def cotangent(self, i: int) -> Operand:
+        use = self.ir.uses[i]
+        summed = self.ir.target_of(use).summed
+        z = [(self.name(i, use, l), n) for ax, (l, n) in enumerate(zip(use.form.out_labels, use.output.shape))
+             if ax not in summed]
+        return Operand(side=self.k, kind=COTANGENT, index=i,
+                       labels=self.batch + self.out + tuple(l for l, _ in z),
+                       shape=self.batch_shape + self.out_shape + tuple(n for _, n in z))
+
+    def factors(self, i: int) -> list[Operand]:
+        use = self.ir.uses[i]
+        ops = []
+        for f, spec in enumerate(use.form.factors):
+            per_example = spec.recipe not in CONSTANT_RECIPES
+            ops.append(Operand(
+                side=self.k, kind=FACTOR, index=i, factor=f,
+                labels=(self.batch if per_example else ()) + tuple(self.name(i, use, l) for l in spec.labels),
+                shape=(self.batch_shape if per_example else ()) + tuple(spec.shape),
+            ))
+        return ops
+
+
+def pair_term(comp, s1: SideLabels, s2: SideLabels, i: int, j: int, result) -> Term:
+    """The term of use i (side 1) and use j (side 2) of the same parameter leaf."""
+    a, b = s1.ir.uses[i], s2.ir.uses[j]
+    ops = (s1.cotangent(i), *s1.factors(i), s2.cotangent(j), *s2.factors(j))
+    used = {l for op in ops for l in op.labels}
+    theta_shape = comp.theta_shapes[a.leaf]
+    untouched = math.prod(n for ax, n in enumerate(theta_shape) if f"θ{a.leaf}.{ax}" not in used)
+    note = f"{a.primitives} [{a.form.kind}] × {b.primitives} [{b.form.kind}]"
+    return Term(leaf=a.leaf, uses=(i, j),
+                contraction=Contraction(operands=ops, output=tuple(result),
+                                        scale=a.form.scale * b.form.scale * untouched),
+                note=note)
+
+
+def output_leaves(comp):
+    """Per output leaf: (batched out1, batched out2, KernelAxes, example axis or None)."""
+    problem = comp.problem
+    out1_leaves, treedef = jax.tree_util.tree_flatten(problem.out1)
+    out2_leaves = treedef.flatten_up_to(problem.out2)
+    axes_leaves = treedef.flatten_up_to(problem.axes)
+    vmap = problem.side1.vmap
+    fx_axes = treedef.flatten_up_to(vmap.out) if vmap is not None else [None] * len(out1_leaves)
+    return list(zip(out1_leaves, out2_leaves, axes_leaves, fx_axes))
+
+
+def side_labels_for(comp, u: int) -> tuple[SideLabels, SideLabels]:
+    out1, out2, ka, fx = output_leaves(comp)[u]
+    l1, l2, _ = ka.labels()
+    return SideLabels(comp, 1, l1, out1.shape, fx), SideLabels(comp, 2, l2, out2.shape, fx)
+
+
+def kernel_plans(comp) -> tuple[KernelPlan, ...]:
+    plans = []
+    for u, (out1, out2, ka, fx) in enumerate(output_leaves(comp)):
+        result = ka.labels()[2]
+        s1, s2 = side_labels_for(comp, u)
+        terms = [
+            pair_term(comp, s1, s2, i, j, result)
+            for i, a in enumerate(s1.ir.uses) for j, b in enumerate(s2.ir.uses) if a.leaf == b.leaf
+        ]
+        plans.append(KernelPlan(
+            output=u, result=tuple(result), result_shape=ka.result_shape(out1.shape, out2.shape),
+            trace_size=ka.trace_size(out1.shape), dtype=out1.dtype, terms=tuple(terms),
+        ))
+    return tuple(plans)
+
+
+def terms_pass(comp):
+    """Needs: uses and targets. Guarantees: ``comp.kernels``, one plan per output leaf."""
+    return comp.replace(kernels=kernel_plans(comp))

@@ -1,0 +1,141 @@
+"""The structured-derivatives compiler: a flat list of named passes over a :class:`Compilation`.
+
+    lower → structure → propagate → cotangents → terms → weight_sharing → order
+
+Each pass is a function ``Compilation -> Compilation`` whose docstring states what it needs and
+guarantees. ``NTKC_DUMP=1`` prints the IR after every pass; the tests run
+:func:`ntkc.ir.verify.verify` after every pass (``compile_plan(..., check=True)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import Any, Callable
+
+import jax
+
+from ntkc.batching import Side, shape_structs
+from ntkc.ir.from_jaxpr import lower
+from ntkc.ir.graph import Graph, Var
+from ntkc.ir.terms import KernelPlan
+from ntkc.passes.consumers import Use, find_uses
+from ntkc.problem import NTKProblem
+
+
+@dataclasses.dataclass(frozen=True)
+class CotangentTarget:
+    """A consumer output whose cotangent ∂f/∂z the backward sweep produces; ``summed`` are z's
+    axes summed out before storing (output-tiled for every use reading it)."""
+
+    var: Var
+    summed: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SideIR:
+    """One side's linear program, its parameter uses and the cotangents its plan needs."""
+
+    side: Side
+    graph: Graph
+    out_tree: Any
+    uses: tuple[Use, ...] = ()
+    targets: tuple[CotangentTarget, ...] = ()
+
+    @property
+    def vmapped(self) -> bool:
+        return self.side.vmap is not None
+
+    def target_of(self, use: Use) -> CotangentTarget:
+        return next(t for t in self.targets if t.var is use.output)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Compilation:
+    """Everything the passes know. ``sides`` has one entry when x2 is x1 (side 2 = side 1)."""
+
+    problem: NTKProblem
+    theta_shapes: tuple[tuple[int, ...], ...]
+    memory_limit: int | None = None
+    sides: tuple[SideIR, ...] = ()
+    kernels: tuple[KernelPlan, ...] = ()
+
+    def side(self, k: int) -> SideIR:
+        return self.sides[0] if k == 1 or len(self.sides) == 1 else self.sides[1]
+
+    def replace(self, **changes) -> "Compilation":
+        return dataclasses.replace(self, **changes)
+
+
+def _example_struct(tree, axes):
+    """ShapeDtypeStructs of one example: the batch axis removed from every batched leaf."""
+    def one(axis, leaf):
+        shape = tuple(jax.numpy.shape(leaf))
+        if axis is not None:
+            shape = shape[:axis] + shape[axis + 1:]
+        return jax.ShapeDtypeStruct(shape, jax.numpy.result_type(leaf))
+    return jax.tree_util.tree_map(one, axes, tree, is_leaf=lambda a: a is None)
+
+
+def _lower_side(side: Side, params_struct) -> SideIR:
+    if side.vmap is None:
+        fn = lambda p, xx, **kw: side.f(p, xx, **kw)
+        x, kw = shape_structs(side.x), shape_structs(side.kwargs)
+    else:
+        batched, _ = side.batched_kwargs()
+        fn = lambda p, xx, **kw: side.example(p, xx, kw)
+        x = _example_struct(side.x, side.vmap.x)
+        kw = {k: _example_struct(v, side.vmap.kwargs[k]) for k, v in batched.items()}
+    graph, out_tree = lower(fn, params_struct, x, kw)
+    return SideIR(side=side, graph=graph, out_tree=out_tree)
+
+
+def lower_pass(comp: Compilation, params_struct) -> Compilation:
+    """Needs: a checked problem. Guarantees: one linear :class:`Graph` per side (per example
+    under ``vmap_axes``), tangent inputs in parameter-leaf order."""
+    sides = [comp.problem.side1] + ([] if comp.problem.side2 is None else [comp.problem.side2])
+    return comp.replace(sides=tuple(_lower_side(s, params_struct) for s in sides))
+
+
+def structure_pass(comp: Compilation) -> Compilation:
+    """Needs: graphs. Guarantees: every equation reading a parameter tangent is a :class:`Use`
+    with its rule's form (or the exact dense fallback, with a warning)."""
+    return comp.replace(sides=tuple(dataclasses.replace(s, uses=tuple(find_uses(s.graph))) for s in comp.sides))
+
+
+def _passes() -> list[tuple[str, Callable]]:
+    from ntkc.passes.cotangents import cotangents_pass
+    from ntkc.passes.order import order_pass
+    from ntkc.passes.propagate import propagate_pass
+    from ntkc.passes.sharing import weight_sharing_pass
+    from ntkc.passes.build_terms import terms_pass
+
+    return [
+        ("structure", structure_pass),
+        ("propagate", propagate_pass),
+        ("cotangents", cotangents_pass),
+        ("terms", terms_pass),
+        ("weight_sharing", weight_sharing_pass),
+        ("order", order_pass),
+    ]
+
+
+def compile_plan(problem: NTKProblem, params, *, memory_limit: int | None = None,
+                 check: bool = False) -> Compilation:
+    """Run the pipeline. ``check`` runs the verifier after every pass; ``NTKC_DUMP=1`` prints
+    the IR after every pass to stderr."""
+    from ntkc.ir.printer import render
+    from ntkc.ir.verify import verify
+
+    dump = os.environ.get("NTKC_DUMP", "") not in ("", "0")
+    theta_shapes = tuple(tuple(jax.numpy.shape(p)) for p in jax.tree_util.tree_leaves(params))
+    comp = Compilation(problem=problem, theta_shapes=theta_shapes, memory_limit=memory_limit)
+    steps = [("lower", lambda c: lower_pass(c, shape_structs(params)))] + _passes()
+    for name, run in steps:
+        comp = run(comp)
+        if check:
+            verify(comp, after=name)
+        if dump:
+            print(f"=== ntkc IR after pass '{name}' ===\n{render(comp)}", file=sys.stderr)
+    return comp

@@ -1,0 +1,71 @@
+"""Weight sharing: K1·K2 pairwise terms, or outside-in, whichever costs fewer FLOPs.
+
+A parameter leaf read by K consumers (tied embeddings, convolutions applied twice, recurrent
+weights) gives K1·K2 terms. Outside-in instead contracts each side to the leaf's Jacobian first,
+
+    J_s = Σ_k cot_k · A_k   (labels: batch, outputs, θ),     Θ_l = J_1 · J_2ᵀ,
+
+which is cheaper when K is large and θ small. The pass prices both with opt_einsum's optimal
+paths and keeps the cheaper per (output leaf, parameter leaf).
+
+Needs: kernel plans with pairwise terms. Guarantees: each leaf's contribution is either all its
+pairwise terms or one term over two :data:`~ntkc.ir.terms.JACOBIAN` operands (plus their
+:class:`~ntkc.ir.terms.SideJacobian` definitions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ntkc.ir.terms import JACOBIAN, Contraction, Operand, SideJacobian, Term
+from ntkc.passes.build_terms import SideLabels
+from ntkc.passes.order import best_path
+
+
+def _side_jacobian(comp, kernel, side: SideLabels, leaf: int) -> SideJacobian:
+    theta = tuple(f"θ{leaf}.{a}" for a in range(len(comp.theta_shapes[leaf])))
+    labels = side.batch + side.out + theta
+    shape = side.batch_shape + side.out_shape + comp.theta_shapes[leaf]
+    parts = tuple(
+        Contraction(operands=(side.cotangent(i), *side.factors(i)), output=labels, scale=use.form.scale)
+        for i, use in enumerate(side.ir.uses) if use.leaf == leaf
+    )
+    return SideJacobian(side=side.k, leaf=leaf, labels=labels, shape=shape, parts=parts)
+
+
+def _cost(contractions) -> int:
+    return sum(best_path(c).flops for c in contractions)
+
+
+def outside_in(comp, kernel, sides, leaf: int):
+    """(jacobians, term) computing leaf's contribution outside-in."""
+    jacs = [_side_jacobian(comp, kernel, s, leaf) for s in sides[: len(comp.sides)]]
+    j1 = jacs[0]
+    j2 = jacs[-1] if len(jacs) == 2 else _side_jacobian(comp, kernel, sides[1], leaf)
+    ops = tuple(Operand(side=j.side, kind=JACOBIAN, index=leaf, labels=j.labels, shape=j.shape) for j in (j1, j2))
+    term = Term(leaf=leaf, uses=None, contraction=Contraction(operands=ops, output=kernel.result),
+                note=f"outside-in over {len(j1.parts)}×{len(j2.parts)} uses")
+    return tuple(jacs), term
+
+
+def weight_sharing_pass(comp):
+    """Needs: kernel plans from the terms pass. Guarantees: see module docstring."""
+    from ntkc.passes.build_terms import side_labels_for
+
+    kernels = []
+    for kernel in comp.kernels:
+        sides = side_labels_for(comp, kernel.output)
+        by_leaf: dict[int, list[Term]] = {}
+        for t in kernel.terms:
+            by_leaf.setdefault(t.leaf, []).append(t)
+        terms, jacobians = [], list(kernel.jacobians)
+        for leaf, group in by_leaf.items():
+            if len(group) > 1:
+                jacs, term = outside_in(comp, kernel, sides, leaf)
+                if _cost([*(p for j in jacs for p in j.parts), term.contraction]) < _cost(t.contraction for t in group):
+                    terms.append(term)
+                    jacobians.extend(jacs)
+                    continue
+            terms.extend(group)
+        kernels.append(dataclasses.replace(kernel, terms=tuple(terms), jacobians=tuple(jacobians)))
+    return comp.replace(kernels=tuple(kernels))

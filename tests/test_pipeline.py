@@ -1,0 +1,121 @@
+"""The compiler pipeline: the verifier passes after every pass on every zoo model, the dump
+works, propagation moves cuts, and ntkc uses public JAX API only."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ntkc.ir.verify import IRError, verify
+from ntkc.passes.consumers import DenseFallbackWarning
+from ntkc.passes.pipeline import compile_plan
+from ntkc.problem import build_problem
+from ntkc.testing import ZOO
+
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "ntkc"
+
+
+def _problem(inst, vmap, x2=True, trace_axes=(-1,), diagonal_axes=()):
+    return build_problem(inst.f, inst.x1, inst.x2 if x2 else None, inst.params, dict(inst.kwargs),
+                         trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=0 if vmap else None)
+
+
+@pytest.mark.parametrize("vmap", [False, True], ids=["batch", "vmap"])
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_verifier_passes_after_every_pass(name, vmap):
+    inst = ZOO[name].make(jax.random.PRNGKey(0), dtype=jnp.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DenseFallbackWarning)
+        comp = compile_plan(_problem(inst, vmap, trace_axes=()), inst.params, check=True)
+    assert comp.kernels and all(k.flops is not None for k in comp.kernels)
+
+
+def test_verifier_catches_a_broken_plan():
+    inst = ZOO["mlp"].make(jax.random.PRNGKey(0), dtype=jnp.float32)
+    comp = compile_plan(_problem(inst, True), inst.params)
+    kernel = comp.kernels[0]
+    term = kernel.terms[0]
+    op = term.contraction.operands[0]
+    bad_op = type(op)(side=op.side, kind=op.kind, index=op.index, labels=op.labels,
+                      shape=(op.shape[0] + 1,) + op.shape[1:], factor=op.factor)
+    bad_c = type(term.contraction)(operands=(bad_op,) + term.contraction.operands[1:],
+                                   output=term.contraction.output, scale=term.contraction.scale)
+    bad = comp.replace(kernels=(type(kernel)(**{**kernel.__dict__, "terms": (type(term)(
+        leaf=term.leaf, uses=term.uses, contraction=bad_c),) + kernel.terms[1:]}),))
+    with pytest.raises(IRError, match="size|shape"):
+        verify(bad, after="test")
+
+
+def test_dump_prints_every_pass(monkeypatch, capsys):
+    monkeypatch.setenv("NTKC_DUMP", "1")
+    inst = ZOO["mlp"].make(jax.random.PRNGKey(0), dtype=jnp.float32)
+    compile_plan(_problem(inst, True), inst.params)
+    err = capsys.readouterr().err
+    for name in ("lower", "structure", "propagate", "cotangents", "terms", "weight_sharing", "order"):
+        assert f"after pass '{name}'" in err
+    assert "einsum(" in err and "dot_general" in err
+
+
+def test_propagation_moves_the_cut_past_scaling_and_casts():
+    """NTK parameterization ``x @ (W * c)`` and a cast: the cut lands on dot_general, so the
+    cotangent is activation-sized, not W-sized."""
+    def f(p, x):
+        w = (p["w"] * 0.5).astype(jnp.float32).T
+        return jnp.tanh(x @ w) @ p["v"]
+
+    params = {"w": jnp.ones((16, 8)) / 4, "v": jnp.ones((16, 3)) / 4}
+    x = jnp.arange(10.0).reshape(5, 2, 1) * jnp.ones((5, 2, 8)) / 10
+    problem = build_problem(f, x, None, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
+    comp = compile_plan(problem, params, check=True)
+    (use_w,) = [u for u in comp.sides[0].uses if u.leaf == 1]
+    assert use_w.eqns[-1].name == "dot_general"
+    assert use_w.output.shape == (1, 2, 16)  # one example: a batch of one, as in neural-tangents
+    assert use_w.form.scale == 0.5
+
+
+def test_weight_sharing_goes_outside_in_when_cheaper():
+    """One small matrix applied 12 times: 144 pairwise terms cost more than two Jacobians."""
+    def f(p, x):
+        h = x
+        for _ in range(12):
+            h = jnp.tanh(h @ p["w"])
+        return h
+
+    params = {"w": jnp.eye(4) * 0.9}
+    x = jnp.linspace(-1, 1, 12).reshape(3, 4)
+    problem = build_problem(f, x, None, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
+    comp = compile_plan(problem, params, check=True)
+    (kernel,) = comp.kernels
+    assert [t.uses for t in kernel.terms] == [None]
+    assert len(kernel.jacobians) == 1 and len(kernel.jacobians[0].parts) == 12
+
+
+def test_memory_limit_changes_nothing_but_the_order():
+    from ntkc.backends.jax_program import run_plan
+    inst = ZOO["conv_valid_strided_dilated"].make(jax.random.PRNGKey(0), dtype=jnp.float64)
+    problem = _problem(inst, True, trace_axes=())
+    free = compile_plan(problem, inst.params)
+    tight = compile_plan(problem, inst.params, memory_limit=8 * 64)
+    assert max(c.largest for k in tight.kernels for c in k.contractions()) <= \
+        max(c.largest for k in free.kernels for c in k.contractions())
+    np.testing.assert_allclose(run_plan(tight, inst.params), run_plan(free, inst.params), rtol=1e-12)
+
+
+def test_no_private_jax_imports():
+    pattern = re.compile(r"^\s*(from|import)\s+jax\.(_src|interpreters)\b", re.M)
+    offenders = [str(p) for p in PACKAGE.rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
+
+
+def test_only_the_adapter_module_traces():
+    """Jaxprs (make_jaxpr, jax.extend.core) are read in ir/from_jaxpr.py only."""
+    pattern = re.compile(r"make_jaxpr|jax\.extend\.core|import jax\.extend")
+    offenders = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                       if pattern.search(p.read_text()))
+    assert offenders == ["ir/from_jaxpr.py"]
