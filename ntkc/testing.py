@@ -463,3 +463,28 @@ def _smoke(verbose=True):
 
 if __name__ == "__main__":
     _smoke()
+
+
+# ----------------------------------------------------------------------------
+# Parameters transformed before use.
+
+
+@_register("ntk_param_mlp", "NTK-parameterized tanh MLP 3-6-6 ((out, in) weights scaled and "
+           "transposed; scaled biases), head ->2.", tags=("dense", "propagation"))
+def _make_ntk_param_mlp(key, dtype=jnp.float32, n1=3, n2=2):
+    rng = _Rng(key, dtype)
+    layers = [{"w": rng.normal(6, m), "b": rng.bias(6)} for m in (3, 6)]
+    params = {"layers": layers, "head": rng.weight(6, 2, fan_in=6)}
+    return _instance(zm.ntk_param_mlp, params, key, dtype, n1, n2, (3,))
+
+
+@_register("vit_tokens", "ViT-style tokens: patch embedding, concatenated class token, position "
+           "embeddings, token mixing, padded/sliced head, where-gated readout.",
+           tags=("concatenate", "pad", "slice", "select_n", "propagation"))
+def _make_vit_tokens(key, dtype=jnp.float32, n1=3, n2=2):
+    rng = _Rng(key, dtype)
+    d = 3
+    params = {"embed": rng.weight(4, d, fan_in=4), "cls": rng.normal(1, 1, d),
+              "pos": rng.normal(5, d, scale=0.1), "mix": rng.weight(5, 5, fan_in=5),
+              "head": rng.weight(d, 2, fan_in=d)}
+    return _instance(zm.vit_tokens, params, key, dtype, n1, n2, (4, 4))

@@ -228,3 +228,32 @@ def batch_coupled(params, x):
     h = dense(params["hidden"], x)
     h = jnp.tanh(h - jnp.mean(h, axis=0, keepdims=True) + params["shift"])
     return dense(params["head"], h)
+
+
+# ----------------------------------------------------------------------------
+# Parameters transformed before use.
+
+
+def ntk_param_mlp(params, x):
+    """NTK parameterization: ``x @ (W · σ/√fan_in)ᵀ`` with weights stored as (out, in) and a
+    scaled bias; the parameters pass through cheap ops (scale, transpose) before their matmul."""
+    h = x
+    for layer in params["layers"]:
+        w = layer["w"]
+        scaled = w * (1.5 / math.sqrt(w.shape[1]))
+        h = jnp.tanh(h @ scaled.T + 0.1 * layer["b"])
+    return h @ params["head"]
+
+
+def vit_tokens(params, x):
+    """ViT-style tokens: patches (2×2 of a 4×4 image) embedded by a dense layer, a learned
+    class token concatenated in front, learned position embeddings added, a token-mixing
+    layer, and the class token's features read out with a padded-and-sliced head."""
+    n = x.shape[0]
+    patches = x.reshape(n, 2, 2, 2, 2).transpose(0, 1, 3, 2, 4).reshape(n, 4, 4)
+    tokens = patches @ params["embed"]                                    # (n, 4, d)
+    cls = jnp.broadcast_to(params["cls"], (n, 1, tokens.shape[-1]))
+    h = jnp.concatenate([cls, tokens], axis=1) + params["pos"]           # (n, 5, d)
+    h = jnp.tanh(jnp.einsum("ntd,ts->nsd", h, params["mix"]))
+    head = jnp.pad(params["head"], ((0, 1), (0, 0)))[:-1]                 # pad then slice back
+    return jnp.where(h[:, 0] > 0, h[:, 0], 0.5 * h[:, 0]) @ head

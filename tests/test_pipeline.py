@@ -119,3 +119,16 @@ def test_only_the_adapter_module_traces():
     offenders = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                        if pattern.search(p.read_text()))
     assert offenders == ["ir/from_jaxpr.py"]
+
+
+def test_parameter_returned_unchanged_still_counts():
+    """``f`` returning a parameter as is: its tangent is a graph output with no consumer
+    equation; lowering gives it an explicit copy so its NTK contribution is not lost."""
+    from ntkc import ntk_fn
+    f = lambda p, x: x * p["s"] + p["b"]
+    params = {"s": jnp.full((2, 3), 0.5), "b": jnp.ones((2, 3))}
+    x = jnp.arange(6.0).reshape(2, 3)
+    expected = ntk_fn(f, trace_axes=(), method="jacobian")(x, None, params)
+    got = ntk_fn(f, trace_axes=(), method="structured")(x, None, params)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert float(jnp.abs(expected).sum()) > 0

@@ -46,9 +46,9 @@ def _body(eqn) -> tuple[Any, tuple]:
 
 def _source(eqn) -> str:
     try:
-        return jax.extend.source_info_util.summarize(eqn.source_info)
+        return jax.extend.source_info_util.summarize(eqn.source_info) or "<unknown source>"
     except Exception:  # source info is a courtesy for warnings; never fail lowering on it
-        return "<unknown>"
+        return "<unknown source>"
 
 
 class _Lowering:
@@ -65,6 +65,17 @@ class _Lowering:
         if isinstance(atom, jcore.Literal):
             return Lit(atom.val)
         return env[atom]
+
+    def consumed(self, out, tangents: list):
+        """An output that *is* a parameter tangent (``f`` returns a parameter unchanged) gets an
+        explicit ``copy`` equation, so the parameter has a consumer like every other."""
+        if not any(out is t for t in tangents):
+            return out
+        var = Var(id=next(self.ids), shape=out.shape, dtype=out.dtype)
+        self.linear.add(var)
+        self.eqns.append(Eqn(primitive=jax.lax.copy_p, inputs=(out,), outputs=(var,), params={},
+                             linear=True, source="<output of f is a parameter>"))
+        return var
 
     def lower(self, jaxpr, consts, inputs: list) -> list:
         env: dict = {}
@@ -114,7 +125,7 @@ def lower(f: Callable, params: Any, x: Any, kwargs: dict[str, Any]) -> tuple[Gra
     inputs = [lowering.new_var(v.aval) for v in closed.jaxpr.invars]
     tangents = inputs[n_primal:]
     lowering.linear.update(tangents)
-    outputs = lowering.lower(closed.jaxpr, closed.consts, inputs)
+    outputs = [lowering.consumed(o, tangents) for o in lowering.lower(closed.jaxpr, closed.consts, inputs)]
     graph = Graph(
         primal_inputs=tuple(inputs[:n_primal]), tangent_inputs=tuple(tangents),
         consts=lowering.consts, eqns=tuple(lowering.eqns), outputs=tuple(outputs),
