@@ -1,0 +1,1 @@
+"""Compiler passes: structure rules, propagation, cotangent plan, terms, sharing, order, method choice."""
