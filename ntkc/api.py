@@ -32,6 +32,7 @@ def ntk_fn(
     diagonal_axes: Sequence[int] = (),
     vmap_axes: Any = None,
     method: str = "auto",
+    memory_limit: int | None = None,
 ) -> Callable:
     """Return ``kernel(x1, x2, params, **kwargs)`` computing the empirical NTK of ``f``.
 
@@ -52,6 +53,9 @@ def ntk_fn(
       method: one of ``"jacobian"`` (contract per-example Jacobians), ``"ntvp"`` (NTK-vector
         products), ``"structured"`` (structured derivatives, compiled from the model's jaxpr),
         ``"auto"`` (the cheapest by estimated FLOPs) — see ``ntkc.METHODS``.
+      memory_limit: optional bound in bytes on large intermediates: ``structured`` prefers
+        contraction orders whose intermediates fit, ``ntvp`` processes output columns in chunks
+        that fit; ``jacobian`` ignores it (its Jacobians are what they are).
 
     Returns:
       ``kernel(x1, x2, params, **kwargs)``; ``x2=None`` means ``x2 = x1``. A keyword argument
@@ -84,6 +88,9 @@ def ntk_fn(
     _check_method(method)
     _check_axes_arg(trace_axes, "trace_axes")
     _check_axes_arg(diagonal_axes, "diagonal_axes")
+    if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, int)
+                                     or memory_limit <= 0):
+        raise ValueError(f"`memory_limit` must be a positive int (bytes) or None, got {memory_limit!r}.")
 
     def kernel(x1: PyTree, x2: PyTree | None, params: PyTree, **kwargs: Any) -> PyTree:
         problem = build_problem(
@@ -91,6 +98,6 @@ def ntk_fn(
             trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes,
         )
         name = choose_method(problem, params) if method == "auto" else method
-        return METHODS[name](problem, params)
+        return METHODS[name](problem, params, memory_limit=memory_limit)
 
     return kernel

@@ -84,3 +84,9 @@ def test_vmap_axes_unknown_kwarg():
     kernel = ntkc.ntk_fn(f, vmap_axes=(0, 0, {"mask": 0}))
     with pytest.raises(ValueError, match=r"`vmap_axes` names keyword arguments \['mask'\]"):
         kernel(X1, None, PARAMS)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1.5, "1GB", True])
+def test_memory_limit_must_be_positive_int(bad):
+    with pytest.raises(ValueError, match="`memory_limit` must be a positive int"):
+        ntkc.ntk_fn(lambda p, x: x @ p, memory_limit=bad)

@@ -1,4 +1,4 @@
-"""Registry of NTK methods: name -> function ``(problem, params) -> kernels``.
+"""Registry of NTK methods: name -> function ``(problem, params, *, memory_limit) -> kernels``.
 
 Every method has the same signature, so tests loop over :data:`METHODS` and compare each with
 the oracle; a new method is tested by registering it.

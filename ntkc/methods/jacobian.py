@@ -40,7 +40,7 @@ def side_jacobian(side: Side, params: PyTree, out_shapes: PyTree) -> PyTree:
     return move_batch_axis(side.map_examples(one), side.vmap.out)
 
 
-def jacobian_kernel(problem: NTKProblem, params: PyTree) -> PyTree:
+def jacobian_kernel(problem: NTKProblem, params: PyTree, *, memory_limit: int | None = None) -> PyTree:
     """The NTK by Jacobian contraction; one kernel per output leaf."""
     jac1 = side_jacobian(problem.side1, params, problem.out1)
     jac2 = jac1 if problem.side2 is None else side_jacobian(problem.side2, params, problem.out2)

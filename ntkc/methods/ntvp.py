@@ -28,16 +28,18 @@ def _tree_bytes(tree: PyTree) -> int:
     return sum(math.prod(x.shape) * jnp.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(tree))
 
 
-def _columns(column_fn, n_columns: int, bytes_per_column: int, dtype) -> jax.Array:
+def _columns(column_fn, n_columns: int, bytes_per_column: int, dtype, budget: int) -> jax.Array:
     basis = jnp.eye(n_columns, dtype=dtype)
-    chunk = max(1, CHUNK_BYTES // max(1, bytes_per_column))
+    chunk = max(1, budget // max(1, bytes_per_column))
     if chunk >= n_columns:
         return jax.vmap(column_fn)(basis)
     return jax.lax.map(column_fn, basis, batch_size=chunk)
 
 
-def ntvp_kernel(problem: NTKProblem, params: PyTree) -> PyTree:
-    """The NTK by NTK-vector products; one kernel per output leaf."""
+def ntvp_kernel(problem: NTKProblem, params: PyTree, *, memory_limit: int | None = None) -> PyTree:
+    """The NTK by NTK-vector products; one kernel per output leaf. ``memory_limit`` (bytes,
+    default :data:`CHUNK_BYTES`) bounds the parameter cotangents held at once."""
+    budget = CHUNK_BYTES if memory_limit is None else memory_limit
     out1, jvp1 = jax.linearize(problem.side1.apply, params)
     if problem.side2 is None:
         out2 = out1
@@ -59,7 +61,7 @@ def ntvp_kernel(problem: NTKProblem, params: PyTree) -> PyTree:
             return jax.tree_util.tree_leaves(jvp1(tangent))[index]
 
         bytes_per_column = _tree_bytes(params) + _tree_bytes(jax.tree_util.tree_leaves(out1)[index])
-        cols = _columns(column, leaf2.size, bytes_per_column, leaf2.dtype)
+        cols = _columns(column, leaf2.size, bytes_per_column, leaf2.dtype, budget)
         shape1 = jax.tree_util.tree_leaves(out1)[index].shape
         full = cols.reshape(leaf2.shape + shape1)
         nd = len(shape1)
