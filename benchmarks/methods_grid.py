@@ -12,8 +12,9 @@ process: compiled first (compile time reported separately), then the median of 5
 A method whose Jacobians would not fit in memory (``N·O·P`` floats per side above
 ``--jacobian-limit-gb``) is reported as skipped, not run. Also measured in the same run: this
 machine's f32 matmul rate (2048² · 2048, median of 5), and for structured the FLOPs of its
-compiled program (XLA ``cost_analysis``) and of its contraction plan (opt_einsum), so its
-achieved FLOP rate can be compared with the matmul rate.
+compiled program (XLA ``cost_analysis``) and of its plan (``ntkc.passes.flops``: primal passes,
+backward sweeps and the opt_einsum contractions), so its achieved FLOP rate can be compared with
+the matmul rate.
 """
 
 from __future__ import annotations
@@ -92,11 +93,13 @@ def run_one(model: str, width: int, outputs: int, batch: int, method: str, repea
 
 
 def plan_flops(f, params, x1, x2) -> int:
-    """FLOPs of the structured plan's contractions (opt_einsum's count of the chosen orders)."""
+    """FLOPs of everything the structured program runs, as its plan prices it (primal passes,
+    backward sweeps, fallbacks and contractions: :func:`ntkc.passes.flops.compilation_flops`)."""
+    from ntkc.passes.flops import compilation_flops
     from ntkc.passes.pipeline import compile_plan
     from ntkc.problem import build_problem
     problem = build_problem(f, x1, x2, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
-    return sum(k.flops for k in compile_plan(problem, params).kernels)
+    return sum(compilation_flops(compile_plan(problem, params)).values())
 
 
 def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
@@ -137,19 +140,23 @@ def grid(quick: bool):
 
 def table(rows, rate: float) -> str:
     lines = [f"f32 matmul rate (2048³, median of 5): **{rate / 1e9:.1f} GFLOP/s**", "",
-             "| model | W | O | method | compile [s] | run [ms] | run / structured | XLA GFLOP | GFLOP/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| model | W | O | method | compile [s] | run [ms] | run / structured | XLA GFLOP | plan GFLOP "
+             "| plan GFLOP/s | % of matmul |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (model, w, o), results in rows:
         base = results.get("structured", {}).get("run_s")
         for m in METHODS:
             r = results[m]
             if "skipped" in r:
-                lines.append(f"| {model} | {w} | {o} | {m} | – | {r['skipped']} | – | – | – |")
+                lines.append(f"| {model} | {w} | {o} | {m} | – | {r['skipped']} | – | – | – | – | – |")
                 continue
             ratio = f"{r['run_s'] / base:.1f}" if base else "–"
             gflop = r["xla_flops"] / 1e9
+            plan = r.get("plan_flops")
+            plan_cols = (f"{plan / 1e9:.2f} | {plan / 1e9 / r['run_s']:.1f} | {100 * plan / r['run_s'] / rate:.0f}%"
+                         if plan else "– | – | –")
             lines.append(f"| {model} | {w} | {o} | {m} | {r['compile_s']:.2f} | {r['run_s'] * 1e3:.1f} | "
-                         f"{ratio} | {gflop:.2f} | {gflop / r['run_s']:.1f} |")
+                         f"{ratio} | {gflop:.2f} | {plan_cols} |")
     return "\n".join(lines)
 
 

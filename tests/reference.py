@@ -31,21 +31,28 @@ def _split(kwargs):
     return kw1, kw2
 
 
-def _full_jacobian(f, params, x, kwargs, vmap_axis):
-    """Per output leaf: array of shape ``out_shape + (P,)`` (parameters flattened)."""
-    flat_params, unravel = jax.flatten_util.ravel_pytree(params)
+def _jacobian_fn(f, unravel, vmap_axis):
+    """``(flat_params, x, kwargs) -> Jacobian`` under one ``jax.jit``, so both sides (and every
+    example, per-example) share one XLA compilation when their shapes agree."""
     if vmap_axis is None:
-        jac = jax.jacrev(lambda p: f(unravel(p), x, **kwargs))(flat_params)
-        return jax.tree_util.tree_map(np.asarray, jac)
+        return jax.jit(jax.jacrev(lambda p, xx, kw: f(unravel(p), xx, **kw)))
+    out_axis = vmap_axis[1]
+    squeeze = lambda tree: jax.tree_util.tree_map(lambda o: jnp.squeeze(o, out_axis), tree)
+    return jax.jit(jax.jacrev(lambda p, xi, kw: squeeze(f(unravel(p), xi, **kw))))
+
+
+def _full_jacobian(jac, flat_params, x, kwargs, vmap_axis):
+    """Per output leaf: array of shape ``out_shape + (P,)`` (parameters flattened)."""
+    if vmap_axis is None:
+        return jax.tree_util.tree_map(np.asarray, jac(flat_params, x, kwargs))
     in_axis, out_axis = vmap_axis
     n = jax.tree_util.tree_leaves(x)[0].shape[in_axis]
     per_example = []
     for i in range(n):
-        xi = jax.tree_util.tree_map(lambda v: jnp.take(v, jnp.array([i]), axis=in_axis), x)
-        g = lambda p: jax.tree_util.tree_map(
-            lambda o: jnp.squeeze(o, out_axis), f(unravel(p), xi, **kwargs))
-        per_example.append(jax.jacrev(g)(flat_params))
-    return jax.tree_util.tree_map(lambda *js: np.stack(js, axis=out_axis), *per_example)
+        xi = jax.tree_util.tree_map(lambda v: np.take(np.asarray(v), [i], axis=in_axis), x)
+        per_example.append(jac(flat_params, xi, kwargs))
+    return jax.tree_util.tree_map(lambda *js: np.stack([np.asarray(j) for j in js], axis=out_axis),
+                                  *per_example)
 
 
 def _trace_and_diagonal(ntk, trace_axes, diagonal_axes):
@@ -78,10 +85,14 @@ def oracle_full_ntk(f, x1, x2, params, *, vmap_axis=None, **kwargs):
     ``vmap_axis``: None (f on whole batches) or ``(in_axis, out_axis)`` ints (per example).
     """
     params, x1 = _to64(params), _to64(x1)
-    x2 = x1 if x2 is None else _to64(x2)
     kw1, kw2 = _split(kwargs)
-    j1 = _full_jacobian(f, params, x1, kw1, vmap_axis)
-    j2 = _full_jacobian(f, params, x2, kw2, vmap_axis)
+    flat_params, unravel = jax.flatten_util.ravel_pytree(params)
+    jac = _jacobian_fn(f, unravel, vmap_axis)
+    j1 = _full_jacobian(jac, flat_params, x1, kw1, vmap_axis)
+    if x2 is None and all(kw1[k] is kw2[k] for k in kw1):
+        j2 = j1
+    else:
+        j2 = _full_jacobian(jac, flat_params, x1 if x2 is None else _to64(x2), kw2, vmap_axis)
     return jax.tree_util.tree_map(lambda a, b: np.tensordot(a, b, axes=([-1], [-1])), j1, j2)
 
 

@@ -1,7 +1,13 @@
 """Every method × every zoo model × a grid of trace/diagonal/vmap settings equals the oracle.
 
-The oracle (``tests/reference.py``) is computed once per (model, setting) in float64; each
-registered method is compared to it in float32 (rtol 1e-4) and float64 (rtol 1e-10).
+The oracle (``tests/reference.py``) is computed once per (model, vmap, x2) in float64; each
+registered method is compared to it in float32 (rtol 1e-4) on every setting, and in float64
+(rtol 1e-10) on the settings in :data:`FLOAT64_SETTINGS` (the axis bookkeeping does not depend
+on the dtype; float64 is there to catch small numerical errors that float32 tolerances hide).
+One test case is one (model, method, vmap): the kernels of all its settings, in both dtypes, are
+built in one ``jax.jit`` program (XLA shares their common forward and backward sweeps, so this
+costs one compile, not one per setting) and compared setting by setting. ``test_axes.py`` and
+``test_structured.py`` call kernels eagerly.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ SETTINGS = [
     Setting("vmap_inner_diag", (1,), (-1,), True, 3),
 ]
 
+FLOAT64_SETTINGS = {"full", "vmap_batch_diag_trace", "vmap_full"}
+
 TOLERANCE = {jnp.float32: dict(rtol=1e-4, atol=1e-4), jnp.float64: dict(rtol=1e-10, atol=1e-10)}
 
 
@@ -49,15 +57,17 @@ def _out_ndims(model_name):
     return min(leaf.ndim for leaf in jax.tree_util.tree_leaves(out))
 
 
+def _settings(name, vmap, dtype):
+    ndim = _out_ndims(name)
+    return [s for s in SETTINGS if s.vmap == vmap and s.min_ndim <= ndim
+            and (dtype == jnp.float32 or s.name in FLOAT64_SETTINGS)]
+
+
 def _cases():
-    cases = []
-    for name, model in ZOO.items():
-        ndim = _out_ndims(name)
-        for s in SETTINGS:
-            if s.min_ndim > ndim:
-                continue
-            cases.append(pytest.param(name, s, id=f"{name}-{s.name}", marks=pytest.mark.xdist_group(name)))
-    return cases
+    return [pytest.param(name, method, vmap, marks=pytest.mark.xdist_group(name),
+                         id=f"{name}-{method}-{'vmap' if vmap else 'batch'}")
+            for name in ZOO for method in ntkc.METHODS for vmap in (False, True)
+            if _settings(name, vmap, jnp.float32)]
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,19 +93,26 @@ def _oracle(name, setting):
     return ref, same
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("method", list(ntkc.METHODS))
-@pytest.mark.parametrize("name, setting", _cases())
-def test_method_matches_oracle(name, setting, method, dtype):
-    ref, same = _oracle(name, setting)
-    inst = _instance(name, dtype)
-    kernel = ntkc.ntk_fn(
-        inst.f, trace_axes=setting.trace_axes, diagonal_axes=setting.diagonal_axes,
-        vmap_axes=0 if setting.vmap else None, method=method,
-    )
-    got = kernel(inst.x1, None if same else inst.x2, inst.params, **inst.kwargs)
-    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(ref)
-    for g, r in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(ref)):
-        assert g.shape == r.shape
-        assert g.dtype == dtype, f"kernel dtype {g.dtype}, expected {dtype}"
-        np.testing.assert_allclose(np.asarray(g, np.float64), r, **TOLERANCE[dtype])
+@pytest.mark.parametrize("name, method, vmap", _cases())
+def test_method_matches_oracle(name, method, vmap):
+    checks, programs = [], []
+    for dtype in (jnp.float32, jnp.float64):
+        inst = _instance(name, dtype)
+        for setting in _settings(name, vmap, dtype):
+            ref, same = _oracle(name, setting)
+            kernel = ntkc.ntk_fn(inst.f, trace_axes=setting.trace_axes, diagonal_axes=setting.diagonal_axes,
+                                 vmap_axes=0 if vmap else None, method=method)
+            checks.append((f"{setting.name}-{jnp.dtype(dtype).name}", dtype, ref))
+            programs.append((kernel, inst, same))
+
+    def every_kernel(inputs):
+        return [kernel(x1, None if same else x2, params, **inst.kwargs)
+                for (kernel, inst, same), (x1, x2, params) in zip(programs, inputs)]
+
+    inputs = [(inst.x1, inst.x2, inst.params) for _, inst, _ in programs]
+    for (label, dtype, ref), got in zip(checks, jax.jit(every_kernel)(inputs)):
+        assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(ref), label
+        for g, r in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(ref)):
+            assert g.shape == r.shape, label
+            assert g.dtype == dtype, f"{label}: kernel dtype {g.dtype}, expected {dtype}"
+            np.testing.assert_allclose(np.asarray(g, np.float64), r, err_msg=label, **TOLERANCE[dtype])

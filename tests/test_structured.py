@@ -1,6 +1,7 @@
-"""The structured-derivatives compiler path (preview, not yet in ``ntkc.METHODS``) vs the oracle.
+"""The structured-derivatives compiler path in float64, and its dense fallback.
 
-Every zoo model, with and without ``vmap_axes``, full and traced/diagonal kernels, float64.
+The float32 grid over every method lives in ``test_oracle_grid.py``; here every zoo model, with
+and without ``vmap_axes``, full and traced/diagonal kernels, is checked in float64 at 1e-10.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 
 from ntkc.methods.structured import structured_kernel
 from ntkc.passes.consumers import DenseFallbackWarning
+from ntkc.passes.pipeline import compile_plan
 from ntkc.problem import build_problem
 from ntkc.testing import ZOO
 from reference import oracle_ntk
@@ -30,8 +32,13 @@ def _out_ndim(name):
     return min(leaf.ndim for leaf in jax.tree_util.tree_leaves(out))
 
 
+#: Eager (un-jitted) coverage on a few models with different primitive families; the jitted
+#: float64 grid over the whole zoo is in ``test_oracle_grid.py``.
+EAGER_MODELS = ("mlp", "conv_same_nhwc", "embedding")
+
+
 def _cases():
-    for name in ZOO:
+    for name in EAGER_MODELS:
         ndim = _out_ndim(name)
         for setting, (trace_axes, diagonal_axes) in SETTINGS.items():
             if len({a % ndim for a in (*trace_axes, *diagonal_axes)}) < len(trace_axes) + len(diagonal_axes):
@@ -61,12 +68,34 @@ def test_structured_matches_oracle(name, setting, vmap):
         np.testing.assert_allclose(np.asarray(g), r, rtol=1e-10, atol=1e-10)
 
 
+def _triangular_model(p, x):
+    lower = jnp.tril(jnp.ones((4, 4))) + 3 * jnp.eye(4)
+    return jnp.tanh(x @ jax.lax.linalg.triangular_solve(lower, p["w"], left_side=True, lower=True))
+
+
 def test_dense_fallback_warns_with_primitive_and_source():
-    inst = ZOO["conv_same_nhwc"].make(jax.random.PRNGKey(0), dtype=jnp.float64)
-    problem = build_problem(inst.f, inst.x1, None, inst.params, {}, trace_axes=(-1,),
+    """triangular_solve has no structure rule: its consumer gets the exact dense fallback, the
+    warning names the primitive and this file, and the kernel still equals the oracle."""
+    params = {"w": jax.random.normal(jax.random.PRNGKey(0), (4, 2), jnp.float64)}
+    x = jax.random.normal(jax.random.PRNGKey(1), (5, 4), jnp.float64)
+    problem = build_problem(_triangular_model, x, None, params, {}, trace_axes=(-1,),
                             diagonal_axes=(), vmap_axes=0)
-    with pytest.warns(DenseFallbackWarning, match=r"no structure rule for primitive 'conv_general_dilated' \(from .*zoo_models.py"):
-        structured_kernel(problem, inst.params)
+    with pytest.warns(DenseFallbackWarning,
+                      match=r"no structure rule for primitive 'triangular_solve' \(from .*test_structured.py"):
+        got = structured_kernel(problem, params)
+    ref = oracle_ntk(_triangular_model, x, None, params, trace_axes=(-1,), diagonal_axes=(), vmap_axis=(0, 0))
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_needs_no_fallback(name):
+    """Every primitive the zoo's models produce has a structure rule."""
+    inst = ZOO[name].make(jax.random.PRNGKey(0), dtype=jnp.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DenseFallbackWarning)
+        problem = build_problem(inst.f, inst.x1, None, inst.params, dict(inst.kwargs), trace_axes=(),
+                                diagonal_axes=(), vmap_axes=0)
+        compile_plan(problem, inst.params)
 
 
 def test_mlp_needs_no_fallback():

@@ -5,7 +5,8 @@ Planning is separate from execution: this pass only records ``path``, ``flops`` 
 :class:`~ntkc.ir.terms.Contraction`; the backend replays the path. ``'optimal'`` is used for
 up to :data:`OPTIMAL_MAX_OPERANDS` operands, ``'dp'`` beyond. An optional memory limit (bytes)
 excludes orders whose intermediates exceed it (opt_einsum then contracts what remains in one
-step, so the limit is a preference for cheaper intermediates, not a hard guarantee).
+step; then the order with the smallest largest intermediate is taken instead, so the limit is a
+preference for lean intermediates, not a hard guarantee).
 
 Needs: contractions with labelled, shaped operands. Guarantees: every contraction has a path
 valid for its operand count, and its FLOP count (opt_einsum's convention: a multiply-add
@@ -40,6 +41,31 @@ def einsum_spec(contraction: Contraction) -> tuple[str, dict[str, str]]:
     return f"{ins}->{out}", symbols
 
 
+def pairwise(path) -> tuple[tuple[int, ...], ...]:
+    """Split every step of an opt_einsum path that contracts three or more operands into pairwise
+    steps (``jnp.einsum`` accepts only those). Each step removes its operands and appends the
+    result last, so a later operand of the step shifts down by the removed ones before it.
+
+    >>> pairwise([(0, 1, 3), (0, 1)])
+    ((0, 1), (1, 2), (0, 1))
+    """
+    count = sum(len(step) - 1 for step in path) + 1
+    steps = []
+    for step in path:
+        first, *rest = step
+        if not rest:
+            steps.append((first,))
+            continue
+        removed = [first, rest[0]]
+        steps.append((first, rest[0]))
+        count -= 1
+        for index in rest[1:]:
+            steps.append((index - sum(r < index for r in removed), count - 1))
+            removed.append(index)
+            count -= 1
+    return tuple(steps)
+
+
 def best_path(contraction: Contraction, memory_limit_elements: int | None = None) -> Contraction:
     """The contraction with its cheapest path (under the memory limit) recorded."""
     spec, _ = einsum_spec(contraction)
@@ -49,6 +75,11 @@ def best_path(contraction: Contraction, memory_limit_elements: int | None = None
         return dataclasses.replace(contraction, path=((0,),), flops=0, largest=0)
     path, info = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize=method,
                                           memory_limit=memory_limit_elements)
+    if any(len(step) > 2 for step in path):  # no pairwise order fits: take the leanest one
+        path, info = opt_einsum.contract_path(spec, *shapes, shapes=True,
+                                              optimize=opt_einsum.DynamicProgramming(minimize="size"))
+        path, info = opt_einsum.contract_path(spec, *shapes, shapes=True,
+                                              optimize=list(pairwise(path)))
     return dataclasses.replace(contraction, path=tuple(tuple(p) for p in path),
                                flops=int(info.opt_cost), largest=int(info.largest_intermediate))
 
