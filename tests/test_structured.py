@@ -107,3 +107,31 @@ def test_mlp_needs_no_fallback():
         got = structured_kernel(problem, inst.params)
     assert not [w for w in caught if issubclass(w.category, DenseFallbackWarning)]
     assert got.shape == (inst.x1.shape[0], inst.x2.shape[0])
+
+
+def _shared_leaf_model(p, x, *, mask, scale):
+    h = jnp.tanh(x["a"] @ p["w"] + x["s"]) * mask * scale
+    return h @ p["v"]
+
+
+@pytest.mark.parametrize("shared_x, scale", [("same", 1.5), ("differs", 1.5), ("same", (1.5, -0.5))])
+def test_sides_fused_into_one_batch_only_when_exact(shared_x, scale):
+    """With ``vmap_axes`` and equal example shapes both sides run as one batch; an unbatched
+    input leaf or a shared keyword that differs between the sides must not be fused."""
+    from ntkc.backends.jax_program import fused_sides
+
+    rng = np.random.default_rng(0)
+    params = {"w": jnp.asarray(rng.normal(size=(3, 4))), "v": jnp.asarray(rng.normal(size=(4, 2)))}
+    s = jnp.asarray(rng.normal(size=(4,)))
+    x1 = {"a": jnp.asarray(rng.normal(size=(3, 3))), "s": s}
+    x2 = {"a": jnp.asarray(rng.normal(size=(2, 3))), "s": s if shared_x == "same" else s + 1.0}
+    masks = (jnp.asarray(rng.normal(size=(3, 4))), jnp.asarray(rng.normal(size=(2, 4))))
+    vmap_axes = ({"a": 0, "s": None}, 0, {"mask": 0})
+    kwargs = {"mask": masks, "scale": scale}
+    problem = build_problem(_shared_leaf_model, x1, x2, params, kwargs, trace_axes=(),
+                            diagonal_axes=(), vmap_axes=vmap_axes)
+    assert fused_sides(compile_plan(problem, params)) == (shared_x == "same" and scale == 1.5)
+    got = structured_kernel(problem, params)
+    # f is batch independent, so the whole-batch oracle is the per-example kernel.
+    ref = oracle_ntk(_shared_leaf_model, x1, x2, params, trace_axes=(), diagonal_axes=(), **kwargs)
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-10, atol=1e-10)

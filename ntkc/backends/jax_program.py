@@ -9,6 +9,7 @@ the cotangents (every other path through the graph is preserved).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -142,6 +143,38 @@ def contract(c: Contraction, arrays: list, sizes: dict):
     return value * jnp.asarray(c.scale, value.dtype) if c.scale != 1.0 else value
 
 
+def fused_sides(comp) -> bool:
+    """Two sides sharing one per-example graph (see ``pipeline.same_examples``)."""
+    return len(comp.sides) == 2 and comp.sides[0].graph is comp.sides[1].graph
+
+
+def _concat(a, b, axis):
+    return a if axis is None else jnp.concatenate([a, b], axis=axis)
+
+
+def fused_side_values(comp, out_index: int, example_out_shape, params) -> tuple[dict, dict]:
+    """Both sides' operands from ONE batch of ``N1 + N2`` examples, split afterwards.
+
+    Identity: every operand of an example depends on that example alone (``vmap_axes``), so
+    running the examples of x1 and x2 together gives the same per-example arrays; the weights of
+    every layer are then read once for both sides (twice the rows per matmul).
+    """
+    one, two = comp.sides[0].side, comp.sides[1].side
+    axes = one.vmap
+    x_axes = jax.tree_util.tree_leaves(axes.x, is_leaf=lambda a: a is None)
+    sizes = [leaf.shape[a] for leaf, a in zip(jax.tree_util.tree_leaves(one.x), x_axes) if a is not None]
+    n1 = sizes[0]
+    x = jax.tree_util.tree_map(_concat, one.x, two.x, axes.x, is_leaf=lambda a: a is None)
+    batched1, shared = one.batched_kwargs()
+    batched2, _ = two.batched_kwargs()
+    kwargs = {**shared, **{k: _concat(v, batched2[k], axes.kwargs[k]) for k, v in batched1.items()}}
+    both = dataclasses.replace(comp.sides[0], side=dataclasses.replace(one, x=x, kwargs=kwargs))
+    arrays = side_values(both, out_index, example_out_shape, params)
+    constants = constant_arrays(comp.sides[0])
+    split = lambda lo, hi: {k: v if k in constants else v[lo:hi] for k, v in arrays.items()}
+    return split(0, n1), split(n1, None)
+
+
 def run_plan(comp, params):
     """Evaluate every kernel plan of a compilation: one array per output leaf."""
     leaves = output_leaves(comp)
@@ -150,7 +183,10 @@ def run_plan(comp, params):
         out1, out2, ka, fx = leaves[kernel.output]
         example = lambda shape: tuple(n for i, n in enumerate(shape) if i != fx)
         shapes = {1: example(out1.shape), 2: example(out2.shape)}
-        arrays = {k: side_values(s, kernel.output, shapes[k], params) for k, s in enumerate(comp.sides, 1)}
+        if fused_sides(comp):
+            arrays = dict(enumerate(fused_side_values(comp, kernel.output, shapes[1], params), 1))
+        else:
+            arrays = {k: side_values(s, kernel.output, shapes[k], params) for k, s in enumerate(comp.sides, 1)}
         physical = lambda side: 1 if len(comp.sides) == 1 else side
         sizes = kernel.label_sizes()
         for jac in kernel.jacobians:

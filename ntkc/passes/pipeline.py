@@ -91,11 +91,42 @@ def _lower_side(side: Side, params_struct) -> SideIR:
     return SideIR(side=side, graph=graph, out_tree=out_tree)
 
 
+def same_examples(side1: Side, side2: Side | None) -> bool:
+    """Whether both sides run the same per-example program: ``vmap_axes`` set, the same ``f``,
+    axes and shared keyword arguments, and examples of equal shapes and dtypes. Such sides share
+    one lowered graph (so one plan), and the backend runs their examples in one batch."""
+    if side2 is None or side1.vmap is None or side1.f is not side2.f or side1.vmap != side2.vmap:
+        return False
+    unbatched = lambda side: [leaf for leaf, a in zip(
+        jax.tree_util.tree_leaves(side.x),
+        jax.tree_util.tree_leaves(side.vmap.x, is_leaf=lambda v: v is None)) if a is None]
+    if any(a is not b for a, b in zip(unbatched(side1), unbatched(side2))):
+        return False
+    b1, shared1 = side1.batched_kwargs()
+    b2, shared2 = side2.batched_kwargs()
+    if shared1.keys() != shared2.keys() or any(shared1[k] is not shared2[k] for k in shared1):
+        return False
+    struct = lambda side, batched: (
+        _example_struct(side.x, side.vmap.x),
+        {k: _example_struct(v, side.vmap.kwargs[k]) for k, v in batched.items()},
+    )
+    one, two = struct(side1, b1), struct(side2, b2)
+    return jax.tree_util.tree_structure(one) == jax.tree_util.tree_structure(two) and all(
+        a.shape == b.shape and a.dtype == b.dtype
+        for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(two)))
+
+
 def lower_pass(comp: Compilation, params_struct) -> Compilation:
     """Needs: a checked problem. Guarantees: one linear :class:`Graph` per side (per example
-    under ``vmap_axes``), tangent inputs in parameter-leaf order."""
-    sides = [comp.problem.side1] + ([] if comp.problem.side2 is None else [comp.problem.side2])
-    return comp.replace(sides=tuple(_lower_side(s, params_struct) for s in sides))
+    under ``vmap_axes``; shared by both sides when :func:`same_examples`), tangent inputs in
+    parameter-leaf order."""
+    problem = comp.problem
+    first = _lower_side(problem.side1, params_struct)
+    if problem.side2 is None:
+        return comp.replace(sides=(first,))
+    if same_examples(problem.side1, problem.side2):
+        return comp.replace(sides=(first, dataclasses.replace(first, side=problem.side2)))
+    return comp.replace(sides=(first, _lower_side(problem.side2, params_struct)))
 
 
 def structure_pass(comp: Compilation) -> Compilation:
