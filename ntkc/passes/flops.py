@@ -12,17 +12,20 @@ dense fallback factors and the contraction plan.
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 from ntkc.ir.graph import Eqn, Lit
 
 
-def _size(shape) -> int:
-    return math.prod(shape)
+def _size(shape, dim=int):
+    """Product of ``dim(d)`` over a shape (``dim`` names sizes symbolically, see ``cost.py``)."""
+    total = 1
+    for d in shape:
+        total = total * dim(d)
+    return total
 
 
-def dot_general_flops(eqn: Eqn) -> int:
+def dot_general_flops(eqn: Eqn, dim=int):
     """``2 · |out| · |contracted|``.
 
     >>> import jax, jax.numpy as jnp
@@ -34,32 +37,34 @@ def dot_general_flops(eqn: Eqn) -> int:
     """
     (lhs_contract, _), _ = eqn.params["dimension_numbers"]
     lhs = eqn.inputs[0].shape
-    return 2 * _size(eqn.outputs[0].shape) * _size(lhs[d] for d in lhs_contract)
+    return 2 * _size(eqn.outputs[0].shape, dim) * _size((lhs[d] for d in lhs_contract), dim)
 
 
-def conv_flops(eqn: Eqn) -> int:
+def conv_flops(eqn: Eqn, dim=int):
     """``2 · |out| · |kernel| / out_features``: every output reads one kernel slice of its group."""
     rhs = eqn.inputs[1].shape
     out_feature_dim = eqn.params["dimension_numbers"].rhs_spec[0]
-    return 2 * _size(eqn.outputs[0].shape) * _size(rhs) // rhs[out_feature_dim]
+    read = [d for i, d in enumerate(rhs) if i != out_feature_dim]
+    return 2 * _size(eqn.outputs[0].shape, dim) * _size(read, dim)
 
 
-def reduction_flops(eqn: Eqn) -> int:
+def reduction_flops(eqn: Eqn, dim=int):
     """One add per input element."""
-    return _size(eqn.inputs[0].shape)
+    return _size(eqn.inputs[0].shape, dim)
 
 
-def free(eqn: Eqn) -> int:
+def free(eqn: Eqn, dim=int):
     """Data movement: no arithmetic."""
     return 0
 
 
-def elementwise_flops(eqn: Eqn) -> int:
+def elementwise_flops(eqn: Eqn, dim=int):
     """One FLOP per output element (the default)."""
-    return sum(_size(o.shape) for o in eqn.outputs)
+    return sum(_size(o.shape, dim) for o in eqn.outputs)
 
 
-FLOP_RULES: dict[str, Callable[[Eqn], int]] = {
+#: primitive name -> ``rule(eqn, dim)``; ``dim`` maps each concrete size to an int or a symbol.
+FLOP_RULES: dict[str, Callable] = {
     "dot_general": dot_general_flops,
     "conv_general_dilated": conv_flops,
     **{name: reduction_flops for name in (
@@ -74,9 +79,9 @@ FLOP_RULES: dict[str, Callable[[Eqn], int]] = {
 }
 
 
-def eqn_flops(eqn: Eqn) -> int:
-    """FLOPs of one equation."""
-    return FLOP_RULES.get(eqn.name, elementwise_flops)(eqn)
+def eqn_flops(eqn: Eqn, dim=int):
+    """FLOPs of one equation (an int, or a sympy expression when ``dim`` names sizes)."""
+    return FLOP_RULES.get(eqn.name, elementwise_flops)(eqn, dim)
 
 
 def _examples(side_ir) -> int:
@@ -90,22 +95,36 @@ def _examples(side_ir) -> int:
     return sizes[0] if sizes else 1
 
 
-def compilation_flops(comp) -> dict[str, int]:
+def compilation_flops(comp, dim=int, examples=None, outputs=None) -> dict:
     """FLOPs of a structured compilation, by part: ``primal`` (forward passes), ``sweep`` (the
     backward sweeps producing the cotangents: one per output entry of one example),
     ``fallback`` (dense factors of consumers without a rule) and ``contractions`` (the plan's
-    einsums). When ``x2`` is ``x1`` there is one physical side, counted once."""
+    einsums, replayed along their recorded paths). When ``x2`` is ``x1`` there is one physical
+    side, counted once.
+
+    ``dim`` maps concrete sizes to symbols; ``examples(side_ir)`` and ``outputs(size)`` name the
+    batch size and the per-example output sizes (see :mod:`ntkc.passes.cost`).
+    """
+    from ntkc.passes.cost import path_cost
+
+    examples = examples or _examples
+    outputs = outputs or dim
     parts = {"primal": 0, "sweep": 0, "fallback": 0, "contractions": 0}
     for side_ir in comp.sides:
-        n, graph = _examples(side_ir), side_ir.graph
+        n, graph = examples(side_ir), side_ir.graph
         tangents = set(graph.tangent_inputs)
         reads_theta = lambda e: any(v in tangents for v in e.inputs if not isinstance(v, Lit))
-        primal = sum(eqn_flops(e) for e in graph.eqns if not e.linear)
-        backward = sum(eqn_flops(e) for e in graph.eqns if e.linear and not reads_theta(e))
-        outputs = [_size(o.shape) for o in graph.outputs]
+        primal = sum(eqn_flops(e, dim) for e in graph.eqns if not e.linear)
+        backward = sum(eqn_flops(e, dim) for e in graph.eqns if e.linear and not reads_theta(e))
+        n_out = sum(outputs(_size(o.shape)) for o in graph.outputs)
         parts["primal"] += n * primal
-        parts["sweep"] += n * backward * sum(outputs)
-        parts["fallback"] += n * sum(2 * _size(u.output.shape) * _size(comp.theta_shapes[u.leaf])
+        parts["sweep"] += n * backward * n_out
+        parts["fallback"] += n * sum(2 * _size(u.output.shape, dim) * _size(comp.theta_shapes[u.leaf], dim)
                                      for u in side_ir.uses if not u.has_rule)
-    parts["contractions"] = sum(k.flops or 0 for k in comp.kernels)
+    for kernel in comp.kernels:
+        sizes = {label: dim(size) for label, size in kernel.label_sizes().items()}
+        for jac in kernel.jacobians:
+            sizes.update({label: dim(size) for label, size in zip(jac.labels, jac.shape)})
+        for c in kernel.contractions():
+            parts["contractions"] += path_cost([op.labels for op in c.operands], c.output, c.path, sizes)[0]
     return parts

@@ -1,0 +1,196 @@
+"""The cost report: what each method will cost for a model, symbolically and at its sizes.
+
+``ntkc.cost_report(f, params, x1, ...)`` compiles the structured plan (no kernel is run), prices
+all three methods with :mod:`ntkc.passes.cost`, and returns a :class:`CostReport` that renders
+as text (``str(report)``), Markdown (``report.markdown()``) and JSON (``report.json()``).
+
+>>> import jax, jax.numpy as jnp
+>>> N, W = jax.export.symbolic_shape("N, W")
+>>> f = lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"]
+>>> params = {"w": jax.ShapeDtypeStruct((3, W), jnp.float32), "v": jax.ShapeDtypeStruct((W, 10), jnp.float32)}
+>>> report = cost_report(f, params, jax.ShapeDtypeStruct((N, 3), jnp.float32), vmap_axes=0, trace_axes=())
+>>> report.costs["jacobian"].flops["contractions"]
+60*N**2*O**2*W
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import warnings
+from typing import Any, Mapping, Sequence
+
+import jax
+import sympy
+
+from ntkc.passes.consumers import DenseFallbackWarning
+from ntkc.passes.cost import MethodCost, SizeNames, evaluate
+from ntkc.passes.pipeline import Compilation, compile_plan
+from ntkc.problem import build_problem
+from ntkc.symbolic import concretize, probe_sizes, size_names
+
+PyTree = Any
+METHOD_ORDER = ("structured", "jacobian", "ntvp")
+
+
+@dataclasses.dataclass(frozen=True)
+class CostReport:
+    """Predicted costs of every method (FLOPs and peak memory in elements, by part).
+
+    Attributes:
+      costs: method -> :class:`MethodCost` with sympy expressions (or ints).
+      values: symbol name -> the size it stands for here (symbols without a value stay symbolic).
+      chosen: the cheapest method by predicted FLOPs at ``values`` (None if a symbol lacks a value).
+      comp: the structured compilation the prices were read from.
+    """
+
+    costs: Mapping[str, MethodCost]
+    values: Mapping[str, int]
+    names: SizeNames
+    comp: Compilation
+    chosen: str | None
+
+    def numeric(self, method: str) -> tuple[int | None, int | None]:
+        """(FLOPs, memory elements) of a method at the actual sizes, None where unknown."""
+        cost = self.costs[method]
+        try:
+            return evaluate(cost.total_flops, self.values), evaluate(cost.total_memory, self.values)
+        except KeyError:
+            return None, None
+
+    def why(self) -> str:
+        if self.chosen is None:
+            return "no choice: some sizes are symbolic without a value (pass dims=...)"
+        flops = {m: self.numeric(m)[0] for m in self.costs}
+        ranked = sorted(flops, key=flops.get)
+        if len(ranked) < 2 or not flops[ranked[0]]:
+            return f"{self.chosen}: cheapest predicted FLOPs"
+        return (f"{self.chosen}: {flops[ranked[1]] / flops[ranked[0]]:.1f}x fewer predicted FLOPs "
+                f"than {ranked[1]}")
+
+    def consumers(self) -> list[dict]:
+        """Per parameter leaf and consumer: primitive chain, structure kind, contraction order."""
+        rows = []
+        for side_ir in self.comp.sides[:1]:
+            for use in side_ir.uses:
+                terms = [t for k in self.comp.kernels for t in k.terms if t.leaf == use.leaf]
+                rows.append({
+                    "leaf": use.leaf, "shape": [str(self.names.dim(d)) for d in self.comp.theta_shapes[use.leaf]],
+                    "consumer": use.primitives, "kind": use.form.kind,
+                    "rule": use.has_rule,
+                    "orders": [str(list(t.contraction.path or ())) for t in terms][:2],
+                })
+        return rows
+
+    def as_dict(self) -> dict:
+        methods = {}
+        for m in self.costs:
+            flops, memory = self.numeric(m)
+            methods[m] = {
+                "flops": str(self.costs[m].total_flops), "memory": str(self.costs[m].total_memory),
+                "flops_parts": {k: str(v) for k, v in self.costs[m].flops.items()},
+                "memory_parts": {k: str(v) for k, v in self.costs[m].memory.items()},
+                "flops_value": flops, "memory_value": memory,
+            }
+        return {"values": dict(self.values), "chosen": self.chosen, "why": self.why(),
+                "methods": methods, "consumers": self.consumers()}
+
+    def json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, sort_keys=True)
+
+    def _rows(self) -> list[tuple[str, str, str, str, str]]:
+        rows = []
+        for m in self.costs:
+            flops, memory = self.numeric(m)
+            rows.append((m + (" *" if m == self.chosen else ""), _short(self.costs[m].total_flops),
+                         _num(flops), _short(self.costs[m].total_memory), _num(memory)))
+        return rows
+
+    def markdown(self) -> str:
+        lines = ["| method | FLOPs | FLOPs here | memory [elements] | memory here |", "|---|---|---|---|---|"]
+        lines += [f"| {' | '.join(r)} |" for r in self._rows()]
+        lines += ["", f"Sizes: {_sizes(self.values)}. Chosen: {self.why()}.", "",
+                  "| leaf | shape | consumer | structure | order |", "|---|---|---|---|---|"]
+        lines += [f"| {c['leaf']} | {c['shape']} | {c['consumer']} | {c['kind']} | {c['orders'][0] if c['orders'] else '–'} |"
+                  for c in self.consumers()]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        width = 100
+        lines = [f"ntkc cost report   sizes: {_sizes(self.values)}"[:width], ""]
+        lines.append(f"{'method':<12} {'FLOPs':<34} {'here':>9}  {'memory':<28} {'here':>9}")
+        for r in self._rows():
+            lines.append(f"{r[0]:<12} {_clip(r[1], 34):<34} {r[2]:>9}  {_clip(r[3], 28):<28} {r[4]:>9}")
+        lines += ["", f"chosen: {self.why()}"[:width], "", "parameters (structured plan):"]
+        for c in self.consumers():
+            shape = "(" + ", ".join(c["shape"]) + ")"
+            lines.append(_clip(f"  θ{c['leaf']} {shape}  {c['consumer']}  [{c['kind']}]", width))
+        return "\n".join(lines)
+
+
+def _short(expr) -> str:
+    return str(expr).replace("**", "^")
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _num(value) -> str:
+    if value is None:
+        return "–"
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.2f}{unit}"
+    return str(value)
+
+
+def _sizes(values: Mapping[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(values.items())) or "(none named)"
+
+
+def _batch_sizes(problem) -> tuple[int, int | None]:
+    def size(out, side):
+        leaf = jax.tree_util.tree_leaves(out)[0]
+        axis = 0 if side.vmap is None else jax.tree_util.tree_leaves(side.vmap.out)[0]
+        return leaf.shape[axis]
+    n1 = size(problem.out1, problem.side1)
+    return n1, None if problem.side2 is None else size(problem.out2, problem.side2)
+
+
+def cost_report(f, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
+                trace_axes: Sequence[int] = (-1,), diagonal_axes: Sequence[int] = (),
+                vmap_axes: Any = None, dims: Mapping[str, int] | None = None,
+                memory_limit: int | None = None, **kwargs) -> CostReport:
+    """Price every method for ``f`` at these shapes, symbolically; nothing is run.
+
+    ``params``/``x1``/``x2`` may be arrays or ``jax.ShapeDtypeStruct`` (with
+    ``jax.export.symbolic_shape`` dimensions to get costs in those symbols). ``dims`` names sizes:
+    ``{"W": 512}`` names the concrete size 512 ``W``, or gives a symbolic dimension ``W`` its value.
+    """
+    dims = dict(dims or {})
+    probes = probe_sizes(params, x1, x2, kwargs)
+    params_c, x1_c, x2_c = (concretize(t, probes) for t in (params, x1, x2))
+    named = {**{k: v for k, v in dims.items() if k not in probes}, **probes}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DenseFallbackWarning)
+        problem = build_problem(f, x1_c, x2_c, params_c, kwargs, trace_axes=trace_axes,
+                                diagonal_axes=diagonal_axes, vmap_axes=vmap_axes)
+        comp = compile_plan(problem, params_c, memory_limit=memory_limit)
+    n1, n2 = _batch_sizes(problem)
+    out = jax.tree_util.tree_leaves(problem.out1)[0]
+    names = size_names(named, (n1, n2), math.prod(out.shape) // max(n1, 1), factor=bool(probes))
+
+    def examples(side_ir):
+        return names.dim(n1 if side_ir.side is problem.side1 else n2) if side_ir.vmapped else 1
+
+    from ntkc.passes.cost import method_costs
+    costs = method_costs(comp, names, examples)
+    costs = {m: costs[m] for m in METHOD_ORDER}
+    values = {s.name: v for v, s in names.symbols.items() if s.name not in probes}
+    values.update({k: v for k, v in dims.items() if k in probes})
+    report = CostReport(costs=costs, values=values, names=names, comp=comp, chosen=None)
+    flops = {m: report.numeric(m)[0] for m in costs}
+    chosen = None if any(v is None for v in flops.values()) else min(flops, key=flops.get)
+    return dataclasses.replace(report, chosen=chosen)
