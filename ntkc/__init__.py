@@ -3,6 +3,7 @@
 from ntkc.api import ntk_fn, valid_methods
 from ntkc.axes import KernelAxes
 from ntkc.methods import METHODS
+from ntkc.report import CostReport, cost_report
 
-__all__ = ["ntk_fn", "valid_methods", "KernelAxes", "METHODS"]
+__all__ = ["ntk_fn", "valid_methods", "KernelAxes", "METHODS", "cost_report", "CostReport"]
 __version__ = "0.1.0"

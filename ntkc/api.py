@@ -97,7 +97,7 @@ def ntk_fn(
             f, x1, x2, params, kwargs,
             trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes,
         )
-        name = choose_method(problem, params) if method == "auto" else method
+        name = choose_method(problem, params, memory_limit) if method == "auto" else method
         return METHODS[name](problem, params, memory_limit=memory_limit)
 
     return kernel

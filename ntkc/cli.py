@@ -1,4 +1,8 @@
-"""Command-line interface: ``ntkc demo``."""
+"""Command-line interface: ``ntkc demo`` and ``ntkc report path/to/model.py[:factory]``.
+
+A model file defines a factory (default name ``model``) returning ``(f, params, x)`` or
+``(f, params, x1, x2)``; arrays or ``jax.ShapeDtypeStruct`` (symbolic shapes welcome).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,75 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="NTK of a small CNN with every method, timed side by side.")
     demo.add_argument("--batch", type=int, default=8, help="examples per side (default 8)")
     demo.add_argument("--repeats", type=int, default=5, help="timed runs per method (default 5)")
+    report = sub.add_parser("report", help="Predicted cost of every method for a model (nothing is run).")
+    report.add_argument("model", help="path/to/model.py[:factory]; the factory returns (f, params, x[, x2])")
+    report.add_argument("--trace-axes", default="-1", help="comma-separated ints, '' for none (default -1)")
+    report.add_argument("--diagonal-axes", default="", help="comma-separated ints (default none)")
+    report.add_argument("--vmap-axes", default="0", help="int, or 'none' (default 0)")
+    report.add_argument("--dims", default="", help="names for sizes, e.g. W=512,O=10")
+    report.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    report.add_argument("--no-xla", action="store_true", help="skip XLA's FLOP count of each program")
     args = parser.parse_args(argv)
+    if args.command == "report":
+        return run_report(args)
     if args.command == "demo":
         from ntkc.demo import run_demo
 
         return run_demo(batch=args.batch, repeats=args.repeats)
     parser.error(f"unknown command {args.command!r}")
     return 2
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise SystemExit(f"ntkc: {option} must be comma-separated ints, got {text!r}") from None
+
+
+def _dims(text: str) -> dict[str, int]:
+    dims = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, _, value = item.partition("=")
+        if not name.isidentifier() or not value.strip().isdigit():
+            raise SystemExit(f"ntkc: --dims entries look like W=512, got {item!r}")
+        dims[name] = int(value)
+    return dims
+
+
+def load_model(spec: str):
+    """``path.py[:factory]`` -> the factory's ``(f, params, x1, x2)``."""
+    import importlib.util
+    import pathlib
+
+    path, _, factory = spec.partition(":")
+    if not pathlib.Path(path).is_file():
+        raise SystemExit(f"ntkc: no model file {path!r}")
+    module_spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    factory = factory or "model"
+    if not callable(getattr(module, factory, None)):
+        raise SystemExit(f"ntkc: {path} defines no callable {factory!r} (pass path.py:factory)")
+    made = getattr(module, factory)()
+    if not isinstance(made, tuple) or len(made) not in (3, 4):
+        raise SystemExit(f"ntkc: {factory}() must return (f, params, x) or (f, params, x1, x2)")
+    f, params, x1, *rest = made
+    return f, params, x1, (rest[0] if rest else None)
+
+
+def run_report(args) -> int:
+    from ntkc.report import cost_report
+
+    f, params, x1, x2 = load_model(args.model)
+    vmap = None if args.vmap_axes.lower() == "none" else int(args.vmap_axes)
+    symbolic = any(not all(isinstance(d, int) for d in getattr(leaf, "shape", ()))
+                   for leaf in __import__("jax").tree_util.tree_leaves((params, x1, x2)))
+    report = cost_report(f, params, x1, x2, trace_axes=_ints(args.trace_axes, "--trace-axes"),
+                         diagonal_axes=_ints(args.diagonal_axes, "--diagonal-axes"), vmap_axes=vmap,
+                         dims=_dims(args.dims), xla=not (args.no_xla or symbolic))
+    print({"text": str, "markdown": lambda r: r.markdown(), "json": lambda r: r.json()}[args.format](report))
+    return 0
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ as text (``str(report)``), Markdown (``report.markdown()``) and JSON (``report.j
 >>> f = lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"]
 >>> params = {"w": jax.ShapeDtypeStruct((3, W), jnp.float32), "v": jax.ShapeDtypeStruct((W, 10), jnp.float32)}
 >>> report = cost_report(f, params, jax.ShapeDtypeStruct((N, 3), jnp.float32), vmap_axes=0, trace_axes=())
->>> report.costs["jacobian"].flops["contractions"]
-60*N**2*O**2*W
+>>> report.costs["jacobian"].flops["contractions"]   # 2·N²·O²·P with P = 3W + WO
+2*N**2*O**2*(O*W + 3*W)
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import warnings
+import textwrap
 from typing import Any, Mapping, Sequence
 
 import jax
 import sympy
 
-from ntkc.passes.consumers import DenseFallbackWarning
 from ntkc.passes.cost import MethodCost, SizeNames, evaluate
-from ntkc.passes.pipeline import Compilation, compile_plan
+from ntkc.passes.pipeline import Compilation
+from ntkc.passes.select import examples_of, price
 from ntkc.problem import build_problem
 from ntkc.symbolic import concretize, probe_sizes, size_names
 
@@ -43,6 +43,7 @@ class CostReport:
       values: symbol name -> the size it stands for here (symbols without a value stay symbolic).
       chosen: the cheapest method by predicted FLOPs at ``values`` (None if a symbol lacks a value).
       comp: the structured compilation the prices were read from.
+      xla: method -> FLOPs of its lowered program by XLA's ``cost_analysis()`` (``xla=True``).
     """
 
     costs: Mapping[str, MethodCost]
@@ -50,6 +51,7 @@ class CostReport:
     names: SizeNames
     comp: Compilation
     chosen: str | None
+    xla: Mapping[str, float] | None = None
 
     def numeric(self, method: str) -> tuple[int | None, int | None]:
         """(FLOPs, memory elements) of a method at the actual sizes, None where unknown."""
@@ -92,6 +94,7 @@ class CostReport:
                 "flops_parts": {k: str(v) for k, v in self.costs[m].flops.items()},
                 "memory_parts": {k: str(v) for k, v in self.costs[m].memory.items()},
                 "flops_value": flops, "memory_value": memory,
+                "xla_flops": None if self.xla is None else self.xla.get(m),
             }
         return {"values": dict(self.values), "chosen": self.chosen, "why": self.why(),
                 "methods": methods, "consumers": self.consumers()}
@@ -99,16 +102,18 @@ class CostReport:
     def json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, sort_keys=True)
 
-    def _rows(self) -> list[tuple[str, str, str, str, str]]:
+    def _rows(self) -> list[tuple[str, ...]]:
         rows = []
         for m in self.costs:
             flops, memory = self.numeric(m)
+            xla = "–" if not self.xla or self.xla.get(m) is None else _num(int(self.xla[m]))
             rows.append((m + (" *" if m == self.chosen else ""), _short(self.costs[m].total_flops),
-                         _num(flops), _short(self.costs[m].total_memory), _num(memory)))
+                         _num(flops), xla, _short(self.costs[m].total_memory), _num(memory)))
         return rows
 
     def markdown(self) -> str:
-        lines = ["| method | FLOPs | FLOPs here | memory [elements] | memory here |", "|---|---|---|---|---|"]
+        lines = ["| method | FLOPs | FLOPs here | XLA FLOPs | memory [elements] | memory here |",
+                 "|---|---|---|---|---|---|"]
         lines += [f"| {' | '.join(r)} |" for r in self._rows()]
         lines += ["", f"Sizes: {_sizes(self.values)}. Chosen: {self.why()}.", "",
                   "| leaf | shape | consumer | structure | order |", "|---|---|---|---|---|"]
@@ -118,11 +123,19 @@ class CostReport:
 
     def __str__(self) -> str:
         width = 100
-        lines = [f"ntkc cost report   sizes: {_sizes(self.values)}"[:width], ""]
-        lines.append(f"{'method':<12} {'FLOPs':<34} {'here':>9}  {'memory':<28} {'here':>9}")
+        wrap = lambda head, text: textwrap.wrap(text, width=width, initial_indent=head,
+                                               subsequent_indent=" " * len(head), break_long_words=False)
+        lines = [_clip(f"ntkc cost report   sizes: {_sizes(self.values)}", width), ""]
+        lines.append(f"{'method':<14}{'FLOPs here':>12}{'XLA FLOPs':>12}{'memory here':>14}   [elements]")
         for r in self._rows():
-            lines.append(f"{r[0]:<12} {_clip(r[1], 34):<34} {r[2]:>9}  {_clip(r[3], 28):<28} {r[4]:>9}")
-        lines += ["", f"chosen: {self.why()}"[:width], "", "parameters (structured plan):"]
+            lines.append(f"{r[0]:<14}{r[2]:>12}{r[3]:>12}{r[5]:>14}")
+        lines += ["", _clip(f"chosen: {self.why()}", width), "", "FLOPs:"]
+        for m in self.costs:
+            lines += wrap(f"  {m:<12}", _short(self.costs[m].total_flops))
+        lines.append("memory [elements]:")
+        for m in self.costs:
+            lines += wrap(f"  {m:<12}", _short(self.costs[m].total_memory))
+        lines += ["", "parameters (structured plan):"]
         for c in self.consumers():
             shape = "(" + ", ".join(c["shape"]) + ")"
             lines.append(_clip(f"  θ{c['leaf']} {shape}  {c['consumer']}  [{c['kind']}]", width))
@@ -150,47 +163,48 @@ def _sizes(values: Mapping[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(values.items())) or "(none named)"
 
 
-def _batch_sizes(problem) -> tuple[int, int | None]:
-    def size(out, side):
-        leaf = jax.tree_util.tree_leaves(out)[0]
-        axis = 0 if side.vmap is None else jax.tree_util.tree_leaves(side.vmap.out)[0]
-        return leaf.shape[axis]
-    n1 = size(problem.out1, problem.side1)
-    return n1, None if problem.side2 is None else size(problem.out2, problem.side2)
-
-
 def cost_report(f, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
                 trace_axes: Sequence[int] = (-1,), diagonal_axes: Sequence[int] = (),
                 vmap_axes: Any = None, dims: Mapping[str, int] | None = None,
-                memory_limit: int | None = None, **kwargs) -> CostReport:
+                memory_limit: int | None = None, xla: bool = False, **kwargs) -> CostReport:
     """Price every method for ``f`` at these shapes, symbolically; nothing is run.
 
     ``params``/``x1``/``x2`` may be arrays or ``jax.ShapeDtypeStruct`` (with
     ``jax.export.symbolic_shape`` dimensions to get costs in those symbols). ``dims`` names sizes:
     ``{"W": 512}`` names the concrete size 512 ``W``, or gives a symbolic dimension ``W`` its value.
+    ``xla=True`` also lowers every method's program (concrete shapes only; nothing is compiled
+    or run) and records XLA's FLOP count next to the prediction.
     """
     dims = dict(dims or {})
     probes = probe_sizes(params, x1, x2, kwargs)
     params_c, x1_c, x2_c = (concretize(t, probes) for t in (params, x1, x2))
     named = {**{k: v for k, v in dims.items() if k not in probes}, **probes}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DenseFallbackWarning)
-        problem = build_problem(f, x1_c, x2_c, params_c, kwargs, trace_axes=trace_axes,
-                                diagonal_axes=diagonal_axes, vmap_axes=vmap_axes)
-        comp = compile_plan(problem, params_c, memory_limit=memory_limit)
-    n1, n2 = _batch_sizes(problem)
+    problem = build_problem(f, x1_c, x2_c, params_c, kwargs, trace_axes=trace_axes,
+                            diagonal_axes=diagonal_axes, vmap_axes=vmap_axes)
+    (n1, n2), _ = examples_of(problem)
     out = jax.tree_util.tree_leaves(problem.out1)[0]
     names = size_names(named, (n1, n2), math.prod(out.shape) // max(n1, 1), factor=bool(probes))
-
-    def examples(side_ir):
-        return names.dim(n1 if side_ir.side is problem.side1 else n2) if side_ir.vmapped else 1
-
-    from ntkc.passes.cost import method_costs
-    costs = method_costs(comp, names, examples)
+    comp, costs = price(problem, params_c, names, memory_limit)
     costs = {m: costs[m] for m in METHOD_ORDER}
     values = {s.name: v for v, s in names.symbols.items() if s.name not in probes}
     values.update({k: v for k, v in dims.items() if k in probes})
     report = CostReport(costs=costs, values=values, names=names, comp=comp, chosen=None)
     flops = {m: report.numeric(m)[0] for m in costs}
     chosen = None if any(v is None for v in flops.values()) else min(flops, key=flops.get)
-    return dataclasses.replace(report, chosen=chosen)
+    xla_flops = None
+    if xla:
+        if probes:
+            raise ValueError("`xla=True` needs concrete shapes: XLA cannot count a symbolic program")
+        xla_flops = {m: _xla_flops(f, params, x1, x2, m, trace_axes, diagonal_axes, vmap_axes, kwargs)
+                     for m in costs}
+    return dataclasses.replace(report, chosen=chosen, xla=xla_flops)
+
+
+def _xla_flops(f, params, x1, x2, method, trace_axes, diagonal_axes, vmap_axes, kwargs) -> float | None:
+    from ntkc.api import ntk_fn
+
+    kernel = ntk_fn(f, trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes, method=method)
+    lowered = jax.jit(lambda a, b, p: kernel(a, b, p, **kwargs)).lower(x1, x2, params)
+    cost = lowered.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return None if not cost or "flops" not in cost else float(cost["flops"])

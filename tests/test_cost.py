@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -164,3 +165,82 @@ def test_symbolic_report_without_values_makes_no_choice():
     concrete = cost_report(f, {"w": jnp.ones((3, 64)), "v": jnp.ones((64, 2))}, jnp.ones((8, 3)), vmap_axes=0)
     assert [concrete.numeric(m)[0] for m in concrete.costs] == [valued.numeric(m)[0] for m in valued.costs]
     assert np.isfinite(valued.numeric("structured")[1])
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_cli_report_prints_each_format(fmt, capsys):
+    from ntkc.cli import main
+
+    model = str(__import__("pathlib").Path(__file__).parents[1] / "examples" / "mlp_model.py")
+    assert main(["report", model, "--dims", "W=256,O=10", "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    if fmt == "json":
+        data = json.loads(out)
+        assert data["values"] == {"N": 8, "O": 10, "W": 256}
+        predicted, xla = data["methods"]["structured"]["flops_value"], data["methods"]["structured"]["xla_flops"]
+        assert 0.5 <= predicted / xla <= 2.0
+    elif fmt == "markdown":
+        assert out.startswith("| method |") and "| structured" in out
+    else:
+        assert max(len(line) for line in out.splitlines()) <= 100 and "chosen: structured" in out
+
+
+def test_cli_report_symbolic_and_bad_arguments(capsys):
+    from ntkc.cli import main
+
+    model = str(__import__("pathlib").Path(__file__).parents[1] / "examples" / "mlp_model.py")
+    assert main(["report", model + ":symbolic", "--trace-axes="]) == 0
+    assert "16*N*O*W^2" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="defines no callable 'nope'"):
+        main(["report", model + ":nope"])
+    with pytest.raises(SystemExit, match="--dims entries look like W=512"):
+        main(["report", model, "--dims", "W:512"])
+
+
+def _fallback_model(p, x):
+    lower = jnp.tril(jnp.ones((4, 4))) + 3 * jnp.eye(4)
+    h = jnp.tanh(x @ jax.lax.linalg.triangular_solve(lower, p["w"], left_side=True, lower=True))
+    return h @ p["v"] + p["b"]
+
+
+def test_auto_mixes_methods_per_parameter():
+    """The leaf behind a dense fallback is cheaper by Jacobian contraction of its own Jacobian,
+    the others by structured terms: one plan holds both, and equals the oracle."""
+    from reference import oracle_ntk
+
+    rng = np.random.default_rng(0)
+    params = {"w": jnp.asarray(rng.normal(size=(4, 6))), "v": jnp.asarray(rng.normal(size=(6, 3))),
+              "b": jnp.asarray(rng.normal(size=(3,)))}
+    x = jnp.asarray(rng.normal(size=(2, 4)))
+    with pytest.warns(ntkc.passes.consumers.DenseFallbackWarning):
+        problem = build_problem(_fallback_model, x, None, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
+        comp = compile_plan(problem, params)
+    notes = {t.leaf: t.note for k in comp.kernels for t in k.terms}
+    w_leaf = 2  # leaves in key order: b, v, w
+    assert notes[w_leaf].startswith("outside-in")
+    assert not all(n.startswith("outside-in") for n in notes.values())
+    ref = oracle_ntk(_fallback_model, x, None, params, trace_axes=(), diagonal_axes=(), vmap_axis=(0, 0))
+    with pytest.warns(ntkc.passes.consumers.DenseFallbackWarning):
+        got = ntkc.ntk_fn(_fallback_model, trace_axes=(), vmap_axes=0, method="structured")(x, None, params)
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-10, atol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ntkc.passes.consumers.DenseFallbackWarning)
+        auto = ntkc.ntk_fn(_fallback_model, trace_axes=(), vmap_axes=0, method="auto")(x, None, params)
+    np.testing.assert_allclose(np.asarray(auto), ref, rtol=1e-10, atol=1e-10)
+
+
+def test_auto_excludes_methods_that_do_not_fit_the_memory_limit():
+    from ntkc.passes.select import choose_method, price
+
+    params = [(jnp.ones((3, 32)), jnp.ones(32)), (jnp.ones((32, 4)), jnp.ones(4))]
+    x = jnp.ones((8, 3))
+    problem = build_problem(_mlp, x, None, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
+    _, costs = price(problem, params)
+    flops = {m: int(c.total_flops) for m, c in costs.items()}
+    memory = {m: int(c.total_memory) * 8 for m, c in costs.items()}  # float64 parameters
+    best = min(flops, key=flops.get)
+    assert choose_method(problem, params) == best
+    limit = memory[best] - 1
+    fitting = [m for m in costs if memory[m] <= limit]
+    expected = min(fitting, key=flops.get) if fitting else min(memory, key=memory.get)
+    assert choose_method(problem, params, memory_limit=limit) == expected != best

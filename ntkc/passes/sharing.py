@@ -1,12 +1,16 @@
-"""Weight sharing: K1·K2 pairwise terms, or outside-in, whichever costs fewer FLOPs.
+"""Per parameter leaf: structured terms, or Jacobian contraction of its own Jacobian.
 
 A parameter leaf read by K consumers (tied embeddings, convolutions applied twice, recurrent
-weights) gives K1·K2 terms. Outside-in instead contracts each side to the leaf's Jacobian first,
+weights) gives K1·K2 structured terms. Outside-in instead contracts each side to the leaf's
+Jacobian first (its materialised per-leaf Jacobian, from the shared cotangents),
 
     J_s = Σ_k cot_k · A_k   (labels: batch, outputs, θ),     Θ_l = J_1 · J_2ᵀ,
 
-which is cheaper when K is large and θ small. The pass prices both with opt_einsum's optimal
-paths and keeps the cheaper per (output leaf, parameter leaf).
+which is Jacobian contraction for that leaf alone: cheaper when K is large and θ small, or when
+a leaf's structure gains nothing (a dense fallback). The pass prices both for every leaf with
+opt_einsum's optimal paths and keeps the cheaper per (output leaf, parameter leaf), so one plan
+mixes the methods per parameter. Under a memory limit, outside-in is only chosen when its
+Jacobians fit.
 
 Needs: kernel plans with pairwise terms. Guarantees: each leaf's contribution is either all its
 pairwise terms or one term over two :data:`~ntkc.ir.terms.JACOBIAN` operands (plus their
@@ -16,6 +20,9 @@ pairwise terms or one term over two :data:`~ntkc.ir.terms.JACOBIAN` operands (pl
 from __future__ import annotations
 
 import dataclasses
+import math
+
+import numpy as np
 
 from ntkc.ir.terms import JACOBIAN, Contraction, Operand, SideJacobian, Term
 from ntkc.passes.build_terms import SideLabels
@@ -54,18 +61,19 @@ def weight_sharing_pass(comp):
 
     kernels = []
     for kernel in comp.kernels:
+        limit = None if comp.memory_limit is None else comp.memory_limit // np.dtype(kernel.dtype).itemsize
         sides = side_labels_for(comp, kernel.output)
         by_leaf: dict[int, list[Term]] = {}
         for t in kernel.terms:
             by_leaf.setdefault(t.leaf, []).append(t)
         terms, jacobians = [], list(kernel.jacobians)
         for leaf, group in by_leaf.items():
-            if len(group) > 1:
-                jacs, term = outside_in(comp, kernel, sides, leaf)
-                if _cost([*(p for j in jacs for p in j.parts), term.contraction]) < _cost(t.contraction for t in group):
-                    terms.append(term)
-                    jacobians.extend(jacs)
-                    continue
+            jacs, term = outside_in(comp, kernel, sides, leaf)
+            fits = limit is None or sum(math.prod(j.shape) for j in jacs) <= limit
+            if fits and _cost([*(p for j in jacs for p in j.parts), term.contraction]) < _cost(t.contraction for t in group):
+                terms.append(term)
+                jacobians.extend(jacs)
+                continue
             terms.extend(group)
         kernels.append(dataclasses.replace(kernel, terms=tuple(terms), jacobians=tuple(jacobians)))
     return comp.replace(kernels=tuple(kernels))
