@@ -22,7 +22,7 @@ import textwrap
 from typing import Any, Mapping, Sequence
 
 import jax
-import sympy
+import numpy as np
 
 from ntkc.passes.cost import MethodCost, SizeNames, evaluate
 from ntkc.passes.pipeline import Compilation
@@ -44,6 +44,7 @@ class CostReport:
       chosen: the cheapest method by predicted FLOPs at ``values`` (None if a symbol lacks a value).
       comp: the structured compilation the prices were read from.
       xla: method -> FLOPs of its lowered program by XLA's ``cost_analysis()`` (``xla=True``).
+      itemsize: bytes per element of the kernel's dtype (memory is priced in elements).
     """
 
     costs: Mapping[str, MethodCost]
@@ -52,6 +53,7 @@ class CostReport:
     comp: Compilation
     chosen: str | None
     xla: Mapping[str, float] | None = None
+    itemsize: int = 4
 
     def numeric(self, method: str) -> tuple[int | None, int | None]:
         """(FLOPs, memory elements) of a method at the actual sizes, None where unknown."""
@@ -94,6 +96,7 @@ class CostReport:
                 "flops_parts": {k: str(v) for k, v in self.costs[m].flops.items()},
                 "memory_parts": {k: str(v) for k, v in self.costs[m].memory.items()},
                 "flops_value": flops, "memory_value": memory,
+                "memory_bytes": None if memory is None else memory * self.itemsize,
                 "xla_flops": None if self.xla is None else self.xla.get(m),
             }
         return {"values": dict(self.values), "chosen": self.chosen, "why": self.why(),
@@ -108,11 +111,12 @@ class CostReport:
             flops, memory = self.numeric(m)
             xla = "–" if not self.xla or self.xla.get(m) is None else _num(int(self.xla[m]))
             rows.append((m + (" *" if m == self.chosen else ""), _short(self.costs[m].total_flops),
-                         _num(flops), xla, _short(self.costs[m].total_memory), _num(memory)))
+                         _num(flops), xla, _short(self.costs[m].total_memory),
+                         "–" if memory is None else _num(memory * self.itemsize) + "B"))
         return rows
 
     def markdown(self) -> str:
-        lines = ["| method | FLOPs | FLOPs here | XLA FLOPs | memory [elements] | memory here |",
+        lines = ["| method | FLOPs | FLOPs here | XLA FLOPs | memory [elements] | memory here [bytes] |",
                  "|---|---|---|---|---|---|"]
         lines += [f"| {' | '.join(r)} |" for r in self._rows()]
         lines += ["", f"Sizes: {_sizes(self.values)}. Chosen: {self.why()}.", "",
@@ -126,7 +130,7 @@ class CostReport:
         wrap = lambda head, text: textwrap.wrap(text, width=width, initial_indent=head,
                                                subsequent_indent=" " * len(head), break_long_words=False)
         lines = [_clip(f"ntkc cost report   sizes: {_sizes(self.values)}", width), ""]
-        lines.append(f"{'method':<14}{'FLOPs here':>12}{'XLA FLOPs':>12}{'memory here':>14}   [elements]")
+        lines.append(f"{'method':<14}{'FLOPs here':>12}{'XLA FLOPs':>12}{'memory here':>14}")
         for r in self._rows():
             lines.append(f"{r[0]:<14}{r[2]:>12}{r[3]:>12}{r[5]:>14}")
         lines += ["", _clip(f"chosen: {self.why()}", width), "", "FLOPs:"]
@@ -138,7 +142,8 @@ class CostReport:
         lines += ["", "parameters (structured plan):"]
         for c in self.consumers():
             shape = "(" + ", ".join(c["shape"]) + ")"
-            lines.append(_clip(f"  θ{c['leaf']} {shape}  {c['consumer']}  [{c['kind']}]", width))
+            order = f"  order {c['orders'][0]}" if c["orders"] else ""
+            lines.append(_clip(f"  θ{c['leaf']} {shape}  {c['consumer']}  [{c['kind']}]{order}", width))
         return "\n".join(lines)
 
 
@@ -185,10 +190,11 @@ def cost_report(f, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
     out = jax.tree_util.tree_leaves(problem.out1)[0]
     names = size_names(named, (n1, n2), math.prod(out.shape) // max(n1, 1), factor=bool(probes))
     comp, costs = price(problem, params_c, names, memory_limit)
+    itemsize = max(np.dtype(jax.numpy.result_type(p)).itemsize for p in jax.tree_util.tree_leaves(params_c))
     costs = {m: costs[m] for m in METHOD_ORDER}
     values = {s.name: v for v, s in names.symbols.items() if s.name not in probes}
     values.update({k: v for k, v in dims.items() if k in probes})
-    report = CostReport(costs=costs, values=values, names=names, comp=comp, chosen=None)
+    report = CostReport(costs=costs, values=values, names=names, comp=comp, chosen=None, itemsize=itemsize)
     flops = {m: report.numeric(m)[0] for m in costs}
     chosen = None if any(v is None for v in flops.values()) else min(flops, key=flops.get)
     xla_flops = None
