@@ -76,4 +76,10 @@ def run_demo(batch: int = 8, repeats: int = 5, seed: int = 0) -> int:
     agree = worst <= 1e-4 * max(scale, 1.0)
     print(f"\nkernel shape {next(iter(results.values())).shape}; methods agree: {agree} "
           f"(max diff {worst:.2e}, max |K| {scale:.2e})")
+    from ntkc.report import cost_report
+
+    report = cost_report(cnn, params, x1, x2, trace_axes=(), vmap_axes=0)
+    predicted = ", ".join(f"{m} {report.numeric(m)[0] / 1e6:.0f}M" for m in report.costs)
+    print(f"predicted FLOPs: {predicted}\nmethod='auto' picks {report.why()}")
+    print("(full report: ntkc.cost_report(...) or `ntkc report path/to/model.py`)")
     return 0 if agree else 1

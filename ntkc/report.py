@@ -70,8 +70,11 @@ class CostReport:
         ranked = sorted(flops, key=flops.get)
         if len(ranked) < 2 or not flops[ranked[0]]:
             return f"{self.chosen}: cheapest predicted FLOPs"
-        return (f"{self.chosen}: {flops[ranked[1]] / flops[ranked[0]]:.1f}x fewer predicted FLOPs "
-                f"than {ranked[1]}")
+        ratio = flops[ranked[1]] / flops[ranked[0]]
+        if ratio < 1.05:
+            return (f"{self.chosen}: a near tie with {ranked[1]} ({ratio:.3f}x) in predicted FLOPs; "
+                    "memory traffic and per-op overheads decide such ties at run time")
+        return f"{self.chosen}: {ratio:.1f}x fewer predicted FLOPs than {ranked[1]}"
 
     def consumers(self) -> list[dict]:
         """Per parameter leaf and consumer: primitive chain, structure kind, contraction order."""
