@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Sequence
 
 from ntkc.axes import canonicalize_axes
 from ntkc.methods import METHODS
 from ntkc.problem import build_problem
-from ntkc.passes.select import choose_method
+from ntkc.backends.jax_program import run_plan
+from ntkc.passes.select import choose
 
 PyTree = Any
 
@@ -97,7 +99,13 @@ def ntk_fn(
             f, x1, x2, params, kwargs,
             trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes,
         )
-        name = choose_method(problem, params, memory_limit) if method == "auto" else method
-        return METHODS[name](problem, params, memory_limit=memory_limit)
+        if method != "auto":
+            return METHODS[method](problem, params, memory_limit=memory_limit)
+        name, comp, held = choose(problem, params, memory_limit)
+        if name != "structured":
+            return METHODS[name](problem, params, memory_limit=memory_limit)
+        for w in held:  # the plan that runs has these fallbacks: warn as structured would
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return run_plan(comp, params)
 
     return kernel

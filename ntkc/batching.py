@@ -170,6 +170,14 @@ class Side:
         kw_full = {k: jnp.expand_dims(v, kw_axes[k]) for k, v in kw_i.items()}
         return _squeeze(self.f(params, x_full, **kw_full, **shared), self.vmap.out)
 
+    def n_examples(self) -> int:
+        """The batch size along ``vmap_axes`` (1 without them: ``f`` then sees the whole batch)."""
+        if self.vmap is None:
+            return 1
+        axes = jax.tree_util.tree_leaves(self.vmap.x, is_leaf=lambda a: a is None)
+        sizes = [jnp.shape(leaf)[a] for leaf, a in zip(jax.tree_util.tree_leaves(self.x), axes) if a is not None]
+        return sizes[0] if sizes else 1
+
     def map_examples(self, fn: Callable[[PyTree, dict[str, Any]], PyTree]) -> PyTree:
         """``vmap`` ``fn(x_i, kw_i)`` over examples; results get a new leading axis."""
         batched, _ = self.batched_kwargs()

@@ -244,3 +244,26 @@ def test_auto_excludes_methods_that_do_not_fit_the_memory_limit():
     fitting = [m for m in costs if memory[m] <= limit]
     expected = min(fitting, key=flops.get) if fitting else min(memory, key=memory.get)
     assert choose_method(problem, params, memory_limit=limit) == expected != best
+
+
+def test_auto_running_structured_reuses_its_plan_and_still_warns(monkeypatch):
+    """auto prices with the structured plan; when it runs structured it reuses that plan (no
+    second compilation) and the dense-fallback warnings held back while pricing are emitted."""
+    import ntkc.passes.pipeline as pipeline
+    import ntkc.passes.select as select
+
+    compiled = []
+    original = pipeline.compile_plan
+    monkeypatch.setattr(pipeline, "compile_plan", lambda *a, **k: compiled.append(1) or original(*a, **k))
+    real_choose = select.choose
+    monkeypatch.setattr(ntkc.api, "choose", lambda *a, **k: ("structured", *real_choose(*a, **k)[1:]))
+    rng = np.random.default_rng(0)
+    params = {"w": jnp.asarray(rng.normal(size=(4, 6))), "v": jnp.asarray(rng.normal(size=(6, 3))),
+              "b": jnp.asarray(rng.normal(size=(3,)))}
+    x = jnp.asarray(rng.normal(size=(2, 4)))
+    with pytest.warns(ntkc.passes.consumers.DenseFallbackWarning, match="triangular_solve"):
+        got = ntkc.ntk_fn(_fallback_model, trace_axes=(), vmap_axes=0, method="auto")(x, None, params)
+    assert len(compiled) == 1
+    from reference import oracle_ntk
+    ref = oracle_ntk(_fallback_model, x, None, params, trace_axes=(), diagonal_axes=(), vmap_axis=(0, 0))
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-10, atol=1e-10)

@@ -161,9 +161,7 @@ def fused_side_values(comp, out_index: int, example_out_shape, params) -> tuple[
     """
     one, two = comp.sides[0].side, comp.sides[1].side
     axes = one.vmap
-    x_axes = jax.tree_util.tree_leaves(axes.x, is_leaf=lambda a: a is None)
-    sizes = [leaf.shape[a] for leaf, a in zip(jax.tree_util.tree_leaves(one.x), x_axes) if a is not None]
-    n1 = sizes[0]
+    n1 = one.n_examples()
     x = jax.tree_util.tree_map(_concat, one.x, two.x, axes.x, is_leaf=lambda a: a is None)
     batched1, shared = one.batched_kwargs()
     batched2, _ = two.batched_kwargs()

@@ -180,23 +180,23 @@ def _linear_flops(graph, dim, *, with_theta: bool) -> Size:
 
 def _primal(graph, dim) -> tuple[Size, Size]:
     """(FLOPs, elements of residuals) of one forward pass."""
-    from ntkc.passes.flops import eqn_flops, _size
+    from ntkc.passes.flops import eqn_flops, size_of_shape
 
     eqns = [e for e in graph.eqns if not e.linear]
     return (sum((eqn_flops(e, dim) for e in eqns), 0),
-            sum((_size(o.shape, dim) for e in eqns for o in e.outputs), 0))
+            sum((size_of_shape(o.shape, dim) for e in eqns for o in e.outputs), 0))
 
 
 def method_costs(comp, names: SizeNames, examples) -> dict[str, MethodCost]:
     """Every method's cost for one compilation; ``examples(side_ir)`` is a side's batch size
     as a :data:`Size` (1 without ``vmap_axes``: the graph is then the whole batch)."""
-    from ntkc.passes.flops import compilation_flops, _size
+    from ntkc.passes.flops import compilation_flops, size_of_shape
 
     dim = names.dim
     sides = [comp.side(1), comp.side(2)]
     n = [examples(s) for s in sides]
-    outs = [sum((_size(o.shape, dim) for o in s.graph.outputs), 0) for s in sides]
-    n_params = sum((_size(shape, dim) for shape in comp.theta_shapes), 0)
+    outs = [sum((size_of_shape(o.shape, dim) for o in s.graph.outputs), 0) for s in sides]
+    n_params = sum((size_of_shape(shape, dim) for shape in comp.theta_shapes), 0)
     primal = [_primal(s.graph, dim) for s in sides]
     full = [_linear_flops(s.graph, dim, with_theta=True) for s in sides]
     physical = range(len(comp.sides))
@@ -229,10 +229,3 @@ def method_costs(comp, names: SizeNames, examples) -> dict[str, MethodCost]:
                     "columns": n_params, "result": result}),
     }
     return costs
-
-
-def size_of_shape(shape, dim) -> Size:
-    total: Size = 1
-    for d in shape:
-        total = total * dim(d)
-    return total

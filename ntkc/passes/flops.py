@@ -17,7 +17,7 @@ from typing import Callable
 from ntkc.ir.graph import Eqn, Lit
 
 
-def _size(shape, dim=int):
+def size_of_shape(shape, dim=int):
     """Product of ``dim(d)`` over a shape (``dim`` names sizes symbolically, see ``cost.py``)."""
     total = 1
     for d in shape:
@@ -37,7 +37,7 @@ def dot_general_flops(eqn: Eqn, dim=int):
     """
     (lhs_contract, _), _ = eqn.params["dimension_numbers"]
     lhs = eqn.inputs[0].shape
-    return 2 * _size(eqn.outputs[0].shape, dim) * _size((lhs[d] for d in lhs_contract), dim)
+    return 2 * size_of_shape(eqn.outputs[0].shape, dim) * size_of_shape((lhs[d] for d in lhs_contract), dim)
 
 
 def conv_flops(eqn: Eqn, dim=int):
@@ -45,12 +45,12 @@ def conv_flops(eqn: Eqn, dim=int):
     rhs = eqn.inputs[1].shape
     out_feature_dim = eqn.params["dimension_numbers"].rhs_spec[0]
     read = [d for i, d in enumerate(rhs) if i != out_feature_dim]
-    return 2 * _size(eqn.outputs[0].shape, dim) * _size(read, dim)
+    return 2 * size_of_shape(eqn.outputs[0].shape, dim) * size_of_shape(read, dim)
 
 
 def reduction_flops(eqn: Eqn, dim=int):
     """One add per input element."""
-    return _size(eqn.inputs[0].shape, dim)
+    return size_of_shape(eqn.inputs[0].shape, dim)
 
 
 def free(eqn: Eqn, dim=int):
@@ -60,7 +60,7 @@ def free(eqn: Eqn, dim=int):
 
 def elementwise_flops(eqn: Eqn, dim=int):
     """One FLOP per output element (the default)."""
-    return sum(_size(o.shape, dim) for o in eqn.outputs)
+    return sum(size_of_shape(o.shape, dim) for o in eqn.outputs)
 
 
 #: primitive name -> ``rule(eqn, dim)``; ``dim`` maps each concrete size to an int or a symbol.
@@ -84,17 +84,6 @@ def eqn_flops(eqn: Eqn, dim=int):
     return FLOP_RULES.get(eqn.name, elementwise_flops)(eqn, dim)
 
 
-def _examples(side_ir) -> int:
-    """How many times the per-example program runs: the batch size under ``vmap_axes``, else 1."""
-    if not side_ir.vmapped:
-        return 1
-    import jax
-    axes = jax.tree_util.tree_leaves(side_ir.side.vmap.x, is_leaf=lambda v: v is None)
-    leaves = jax.tree_util.tree_leaves(side_ir.side.x, is_leaf=lambda v: v is None)
-    sizes = [leaf.shape[a] for leaf, a in zip(leaves, axes) if a is not None]
-    return sizes[0] if sizes else 1
-
-
 def compilation_flops(comp, dim=int, examples=None, outputs=None) -> dict:
     """FLOPs of a structured compilation, by part: ``primal`` (forward passes), ``sweep`` (the
     backward sweeps producing the cotangents: one per output entry of one example),
@@ -107,7 +96,7 @@ def compilation_flops(comp, dim=int, examples=None, outputs=None) -> dict:
     """
     from ntkc.passes.cost import path_cost
 
-    examples = examples or _examples
+    examples = examples or (lambda side_ir: side_ir.side.n_examples())
     outputs = outputs or dim
     parts = {"primal": 0, "sweep": 0, "fallback": 0, "contractions": 0}
     for side_ir in comp.sides:
@@ -116,10 +105,10 @@ def compilation_flops(comp, dim=int, examples=None, outputs=None) -> dict:
         reads_theta = lambda e: any(v in tangents for v in e.inputs if not isinstance(v, Lit))
         primal = sum(eqn_flops(e, dim) for e in graph.eqns if not e.linear)
         backward = sum(eqn_flops(e, dim) for e in graph.eqns if e.linear and not reads_theta(e))
-        n_out = sum(outputs(_size(o.shape)) for o in graph.outputs)
+        n_out = sum(outputs(size_of_shape(o.shape)) for o in graph.outputs)
         parts["primal"] += n * primal
         parts["sweep"] += n * backward * n_out
-        parts["fallback"] += n * sum(2 * _size(u.output.shape, dim) * _size(comp.theta_shapes[u.leaf], dim)
+        parts["fallback"] += n * sum(2 * size_of_shape(u.output.shape, dim) * size_of_shape(comp.theta_shapes[u.leaf], dim)
                                      for u in side_ir.uses if not u.has_rule)
     for kernel in comp.kernels:
         sizes = {label: dim(size) for label, size in kernel.label_sizes().items()}

@@ -33,28 +33,44 @@ def examples_of(problem):
 
 
 def price(problem, params: PyTree, names=None, memory_limit: int | None = None):
-    """(structured compilation, method -> :class:`~ntkc.passes.cost.MethodCost`)."""
+    """(structured compilation, method -> :class:`~ntkc.passes.cost.MethodCost`). Dense-fallback
+    warnings are held back (pricing is not running); :func:`choose` hands them on."""
+    return _price(problem, params, names, memory_limit)[:2]
+
+
+def _price(problem, params, names, memory_limit):
     from ntkc.passes.consumers import DenseFallbackWarning
     from ntkc.passes.cost import SizeNames, method_costs
     from ntkc.passes.pipeline import compile_plan
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DenseFallbackWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DenseFallbackWarning)
         comp = compile_plan(problem, params, memory_limit=memory_limit)
+    held = [w for w in caught if issubclass(w.category, DenseFallbackWarning)]
+    for w in caught:
+        if w not in held:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     _, examples = examples_of(problem)
     names = names or SizeNames.create({})
-    return comp, method_costs(comp, names, lambda s: names.dim(examples(s)))
+    return comp, method_costs(comp, names, lambda s: names.dim(examples(s))), held
 
 
-def choose_method(problem, params: PyTree, memory_limit: int | None = None) -> str:
-    """The registered method with the fewest predicted FLOPs among those predicted to fit."""
+def choose(problem, params: PyTree, memory_limit: int | None = None):
+    """(method, structured compilation, held dense-fallback warnings): the registered method
+    with the fewest predicted FLOPs among those predicted to fit. The compilation is returned so
+    that running ``structured`` does not compile the plan a second time."""
     from ntkc.methods import METHODS
 
-    _, costs = price(problem, params, memory_limit=memory_limit)
+    comp, costs, held = _price(problem, params, None, memory_limit)
     itemsize = max(np.dtype(jax.numpy.result_type(p)).itemsize for p in jax.tree_util.tree_leaves(params))
     costs = {m: c for m, c in costs.items() if m in METHODS}
     fits = {m: c for m, c in costs.items()
             if memory_limit is None or int(c.total_memory) * itemsize <= memory_limit}
     pool = fits or costs
     key = (lambda m: int(pool[m].total_flops)) if fits else (lambda m: int(pool[m].total_memory))
-    return min(pool, key=key)
+    return min(pool, key=key), comp, held
+
+
+def choose_method(problem, params: PyTree, memory_limit: int | None = None) -> str:
+    """The method :func:`choose` picks."""
+    return choose(problem, params, memory_limit)[0]
