@@ -1,4 +1,5 @@
-"""Command-line interface: ``ntkc demo`` and ``ntkc report path/to/model.py[:factory]``.
+"""Command-line interface: ``ntkc demo``, ``ntkc report path/to/model.py[:factory]`` and
+``ntkc export path/to/model.py[:factory] -o ntk_generated.py``.
 
 A model file defines a factory (default name ``model``) returning ``(f, params, x)`` or
 ``(f, params, x1, x2)``; arrays or ``jax.ShapeDtypeStruct`` (symbolic shapes welcome).
@@ -16,23 +17,40 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="NTK of a small CNN with every method, timed side by side.")
     demo.add_argument("--batch", type=int, default=8, help="examples per side (default 8)")
     demo.add_argument("--repeats", type=int, default=5, help="timed runs per method (default 5)")
+    demo.add_argument("--export", default=None, help="where to write the exported module (default: a temp dir)")
     report = sub.add_parser("report", help="Predicted cost of every method for a model (nothing is run).")
-    report.add_argument("model", help="path/to/model.py[:factory]; the factory returns (f, params, x[, x2])")
-    report.add_argument("--trace-axes", default="-1", help="comma-separated ints, '' for none (default -1)")
-    report.add_argument("--diagonal-axes", default="", help="comma-separated ints (default none)")
-    report.add_argument("--vmap-axes", default="0", help="int, or 'none' (default 0)")
-    report.add_argument("--dims", default="", help="names for sizes, e.g. W=512,O=10")
+    _model_options(report)
     report.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     report.add_argument("--no-xla", action="store_true", help="skip XLA's FLOP count of each program")
+    export = sub.add_parser("export", help="Compile a model's NTK and write it as a standalone JAX module.")
+    _model_options(export)
+    export.add_argument("-o", "--output", default="ntk_generated.py", help="file to write (default ntk_generated.py)")
+    export.add_argument("--method", default="auto", help="structured, jacobian, ntvp or auto (default)")
     args = parser.parse_args(argv)
     if args.command == "report":
         return run_report(args)
+    if args.command == "export":
+        return run_export(args)
     if args.command == "demo":
         from ntkc.demo import run_demo
 
-        return run_demo(batch=args.batch, repeats=args.repeats)
+        return run_demo(batch=args.batch, repeats=args.repeats, export_path=args.export)
     parser.error(f"unknown command {args.command!r}")
     return 2
+
+
+def _model_options(parser) -> None:
+    parser.add_argument("model", help="path/to/model.py[:factory]; the factory returns (f, params, x[, x2])")
+    parser.add_argument("--trace-axes", default="-1", help="comma-separated ints, '' for none (default -1)")
+    parser.add_argument("--diagonal-axes", default="", help="comma-separated ints (default none)")
+    parser.add_argument("--vmap-axes", default="0", help="int, or 'none' (default 0)")
+    parser.add_argument("--dims", default="", help="names for sizes, e.g. W=512,O=10")
+
+
+def _axes(args) -> dict:
+    return dict(trace_axes=_ints(args.trace_axes, "--trace-axes"),
+                diagonal_axes=_ints(args.diagonal_axes, "--diagonal-axes"),
+                vmap_axes=None if args.vmap_axes.lower() == "none" else int(args.vmap_axes))
 
 
 def _ints(text: str, option: str) -> tuple[int, ...]:
@@ -73,17 +91,36 @@ def load_model(spec: str):
     return f, params, x1, (rest[0] if rest else None)
 
 
+def _symbolic(tree) -> bool:
+    import jax
+
+    return any(not all(isinstance(d, int) for d in getattr(leaf, "shape", ()))
+               for leaf in jax.tree_util.tree_leaves(tree))
+
+
 def run_report(args) -> int:
     from ntkc.report import cost_report
 
     f, params, x1, x2 = load_model(args.model)
-    vmap = None if args.vmap_axes.lower() == "none" else int(args.vmap_axes)
-    symbolic = any(not all(isinstance(d, int) for d in getattr(leaf, "shape", ()))
-                   for leaf in __import__("jax").tree_util.tree_leaves((params, x1, x2)))
-    report = cost_report(f, params, x1, x2, trace_axes=_ints(args.trace_axes, "--trace-axes"),
-                         diagonal_axes=_ints(args.diagonal_axes, "--diagonal-axes"), vmap_axes=vmap,
-                         dims=_dims(args.dims), xla=not (args.no_xla or symbolic))
+    symbolic = _symbolic((params, x1, x2))
+    report = cost_report(f, params, x1, x2, **_axes(args), dims=_dims(args.dims), xla=not (args.no_xla or symbolic))
     print({"text": str, "markdown": lambda r: r.markdown(), "json": lambda r: r.json()}[args.format](report))
+    return 0
+
+
+def run_export(args) -> int:
+    from ntkc.api import valid_methods
+    from ntkc.compiled import compile as compile_ntk
+
+    f, params, x1, x2 = load_model(args.model)
+    if _symbolic((params, x1, x2)):
+        raise SystemExit("ntkc: export needs concrete shapes; the factory returned symbolic ones")
+    if args.method not in valid_methods():
+        raise SystemExit(f"ntkc: --method must be one of {', '.join(valid_methods())}, got {args.method!r}")
+    compiled = compile_ntk(f, params, x1, x2, **_axes(args), method=args.method, dims=_dims(args.dims))
+    source = compiled.export(args.output)
+    print(f"wrote {args.output}: {len(source.splitlines())} lines, method {compiled.method!r}; "
+          f"use it as `from {args.output.rsplit('/', 1)[-1].removesuffix('.py')} import ntk`")
     return 0
 
 

@@ -16,6 +16,7 @@ other shapes or dtypes raises an error naming the argument and both shapes.
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -63,6 +64,7 @@ class CompiledNTK:
     _jitted: Callable
     _report: Callable[[], Any]
     _plan: Callable[[], str]
+    _source: Callable[[], str]
 
     def __call__(self, x1: PyTree, x2: PyTree | None = None, params: PyTree = None) -> PyTree:
         for name, expected, got in zip(("x1", "x2", "params"), self.specs, (x1, x2, params)):
@@ -78,6 +80,20 @@ class CompiledNTK:
     def plan(self) -> str:
         """The structured plan as text (the IR printer), or what the method does otherwise."""
         return self._plan()
+
+    def source(self) -> str:
+        """This kernel as one standalone Python module that imports only jax and numpy
+        (:mod:`ntkc.backends.python_source`): ``ntk(x1, x2, params)`` gives what this object
+        gives. Deterministic: the same compilation yields byte-identical source."""
+        return self._source()
+
+    def export(self, path) -> str:
+        """Write :meth:`source` to ``path`` (e.g. ``ntk_generated.py``); returns the source."""
+        import pathlib
+
+        text = self.source()
+        pathlib.Path(path).write_text(text, encoding="utf-8")
+        return text
 
     def lowered_text(self) -> str:
         """The StableHLO of the compiled program."""
@@ -145,5 +161,23 @@ def compile(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None, *
         problem = build_problem(f, specs[0], specs[1], specs[2], kwargs, **axes)
         return render(compile_plan(problem, specs[2], memory_limit=memory_limit))
 
+    def source() -> str:
+        from ntkc.backends.python_source import module_source
+
+        summary = cost_summary(cost_report(f, specs[2], specs[0], specs[1], dims=dims, memory_limit=memory_limit,
+                                           **axes, **kwargs), method)
+        return module_source(f, specs, kwargs, axes, method, memory_limit, summary)
+
     return CompiledNTK(method=method, specs=specs, _executable=executable, _lowered=lowered,
-                       _jitted=jitted, _report=report, _plan=plan)
+                       _jitted=jitted, _report=report, _plan=plan, _source=source)
+
+
+def cost_summary(report, method: str) -> list[str]:
+    """The predicted-cost lines of an exported module's header."""
+    lines = ["Predicted cost (ntkc cost model; * = cheapest):",
+             f"    {'method':<14}{'FLOPs':>10}{'memory':>12}"]
+    for row in report._rows():
+        lines.append(f"    {row[0]:<14}{row[2]:>10}{row[5]:>12}")
+    formula = str(report.costs[method].total_flops).replace("**", "^")
+    return lines + textwrap.wrap(f"{method} FLOPs: {formula}", width=96, initial_indent="    ",
+                                 subsequent_indent="        ", break_long_words=False)

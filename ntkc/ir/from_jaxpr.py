@@ -150,6 +150,18 @@ def lower_linear(fn: Callable, theta: Any, other: Any) -> Graph:
     )
 
 
+def lower_plain(fn: Callable, *args: Any) -> Graph:
+    """Trace ``fn(*args)`` (no linearization) into a flat :class:`Graph` without tangent inputs:
+    every input leaf is a primal input and every equation is primal. Used to emit source for
+    computations that are not part of the linear program (factor recipes, ``f`` itself)."""
+    closed = jax.make_jaxpr(fn)(*args)
+    lowering = _Lowering()
+    inputs = [lowering.new_var(v.aval) for v in closed.jaxpr.invars]
+    outputs = lowering.lower(closed.jaxpr, closed.consts, inputs)
+    return Graph(primal_inputs=tuple(inputs), tangent_inputs=(), consts=lowering.consts,
+                 eqns=tuple(lowering.eqns), outputs=tuple(outputs))
+
+
 def bind(eqn: Eqn, values: list) -> list:
     """Evaluate one equation on concrete (or traced) values; always returns a list."""
     out = eqn.primitive.bind(*values, **eqn.params)

@@ -1,0 +1,44 @@
+"""Run exported NTK modules in an interpreter that cannot import ntkc (used by test_export.py).
+
+Usage: ``python exported_runner.py DIR``. ``DIR/inputs.pkl`` maps a module file name to its
+``(x1, x2, params)``; every module's ``ntk`` runs eagerly and under ``jax.jit``, and the results
+go to ``DIR/results.pkl`` as ``{file: (eager, jitted)}`` (NumPy leaves).
+"""
+
+import importlib.abc
+import pathlib
+import pickle
+import runpy
+import sys
+
+
+class BlockNtkc(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "ntkc" or name.startswith("ntkc."):
+            raise ImportError(f"{name} is blocked: exported modules must not need ntkc")
+        return None
+
+
+def main(directory: str) -> None:
+    sys.meta_path.insert(0, BlockNtkc())
+    try:
+        import ntkc  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("ntkc is importable; the check would be meaningless")
+    import jax
+    import numpy as np
+
+    folder = pathlib.Path(directory)
+    inputs = pickle.loads((folder / "inputs.pkl").read_bytes())
+    results = {}
+    for name, (x1, x2, params) in sorted(inputs.items()):
+        ntk = runpy.run_path(str(folder / name))["ntk"]
+        as_numpy = lambda tree: jax.tree_util.tree_map(np.asarray, tree)
+        results[name] = (as_numpy(ntk(x1, x2, params)), as_numpy(jax.jit(ntk)(x1, x2, params)))
+    (folder / "results.pkl").write_bytes(pickle.dumps(results))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
