@@ -70,10 +70,8 @@ def export_and_run(params, x1, x2, path: str | None) -> bool:
     got, want = np.asarray(jax.jit(exported)(x1, x2, params)), np.asarray(compiled(x1, x2, params))
     diff = float(np.max(np.abs(got - want)))
     same = diff <= 1e-5 * max(float(np.max(np.abs(want))), 1.0)
-    print(f"
-exported the structured kernel to {target} ({len(source.splitlines())} lines, imports jax and "
-          f"numpy only);
-running it gives the compiled kernel: {same} (max |diff| {diff:.2e})")
+    print(f"\nexported the structured kernel to {target} ({len(source.splitlines())} lines, imports jax and "
+          f"numpy only);\nrunning it gives the compiled kernel: {same} (max |diff| {diff:.2e})")
     return same
 
 
