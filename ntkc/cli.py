@@ -1,5 +1,5 @@
-"""Command-line interface: ``ntkc demo``, ``ntkc report path/to/model.py[:factory]`` and
-``ntkc export path/to/model.py[:factory] -o ntk_generated.py``.
+"""Command-line interface: ``ntkc demo``, ``ntkc report path/to/model.py[:factory]``,
+``ntkc export path/to/model.py[:factory] -o ntk_generated.py`` and ``ntkc bench [--quick]``.
 
 A model file defines a factory (default name ``model``) returning ``(f, params, x)`` or
 ``(f, params, x1, x2)``; arrays or ``jax.ShapeDtypeStruct`` (symbolic shapes welcome).
@@ -12,8 +12,12 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # every option belongs to benchmarks/run.py
+        return run_bench(argv[1:])
     parser = argparse.ArgumentParser(prog="ntkc", description="Finite-width NTK compiler for JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("bench", help="The benchmarks of a clone's benchmarks/ (see ntkc bench --help).")
     demo = sub.add_parser("demo", help="NTK of a small CNN with every method, timed side by side.")
     demo.add_argument("--batch", type=int, default=8, help="examples per side (default 8)")
     demo.add_argument("--repeats", type=int, default=5, help="timed runs per method (default 5)")
@@ -51,6 +55,21 @@ def _axes(args) -> dict:
     return dict(trace_axes=_ints(args.trace_axes, "--trace-axes"),
                 diagonal_axes=_ints(args.diagonal_axes, "--diagonal-axes"),
                 vmap_axes=None if args.vmap_axes.lower() == "none" else int(args.vmap_axes))
+
+
+def run_bench(argv: list[str]) -> int:
+    """``ntkc bench [--quick] ...``: ``benchmarks/run.py`` of the clone this package is installed from."""
+    import importlib.util
+    import pathlib
+
+    script = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+    if not script.is_file():
+        raise SystemExit(f"ntkc bench: no {script}; the benchmarks live in a clone of the repository "
+                         "(git clone ..., then pip install -e \".[bench]\" in it)")
+    spec = importlib.util.spec_from_file_location("ntkc_bench_run", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
 
 
 def _ints(text: str, option: str) -> tuple[int, ...]:

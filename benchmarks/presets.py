@@ -1,0 +1,87 @@
+"""What ``benchmarks/run.py`` measures: configurations, methods and the two presets.
+
+A :class:`Config` is one model at one size: the paper's 10-layer ReLU MLP (Figure 1/3; inputs of
+size 3, width ``W``) or a Flax family of :mod:`models_flax` (Figure 2/4; ``W`` is its width,
+``image`` the side of its square RGB inputs). Every config is run with every method of
+:data:`METHODS`: the two plain-JAX baselines of :mod:`baselines` and ntkc's four methods.
+
+Usage::
+
+    for config in PRESETS["quick"].configs(): f, params, x1, x2 = config.build()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+#: Plain-JAX baselines first, then ntkc's methods.
+BASELINES = ("jax_jacobian", "jax_ntvp")
+NTKC_METHODS = ("jacobian", "ntvp", "structured", "auto")
+METHODS = BASELINES + NTKC_METHODS
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One model at one size; ``figure`` is "mlp" (paper Fig. 1/3) or "flax" (Fig. 2/4)."""
+    figure: str
+    model: str
+    W: int
+    O: int
+    N: int
+    image: int = 0
+
+    @property
+    def key(self) -> str:
+        size = f"_{self.image}px" if self.image else ""
+        return f"{self.model}{size}_W{self.W}_O{self.O}_N{self.N}"
+
+    def build(self):
+        """``(f, params, x1, x2)`` with ``N`` examples per side (float32)."""
+        if self.figure == "mlp":
+            from methods_grid import make
+            return make("mlp", self.W, self.O, self.N)
+        from models_flax import make
+        return make(self.model, self.W, self.O, self.N, self.image)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A grid of configurations, the per-process time-out, and how long it is expected to take."""
+    name: str
+    mlp_widths: tuple[int, ...]
+    mlp_outputs: tuple[int, ...]
+    mlp_batches: tuple[int, ...]
+    flax_models: tuple[tuple[str, int], ...]     # (family, width)
+    flax_images: tuple[int, ...]
+    flax_outputs: tuple[int, ...]
+    flax_batches: tuple[int, ...]
+    timeout_s: float
+    expected: str
+
+    def configs(self) -> list[Config]:
+        mlp = [Config("mlp", "mlp", w, o, n)
+               for o, n, w in itertools.product(self.mlp_outputs, self.mlp_batches, self.mlp_widths)]
+        flax = [Config("flax", family, width, o, n, image)
+                for (family, width), image, o, n in itertools.product(
+                    self.flax_models, self.flax_images, self.flax_outputs, self.flax_batches)]
+        return mlp + flax
+
+
+PRESETS = {
+    "quick": Preset(
+        "quick", mlp_widths=(64, 128, 256, 512), mlp_outputs=(1, 16), mlp_batches=(4,),
+        flax_models=(("resnet18", 8), ("resnet50", 4), ("wide_resnet", 16), ("vit", 32), ("mixer", 32)),
+        flax_images=(32,), flax_outputs=(10,), flax_batches=(2,),
+        timeout_s=60, expected="under 10 minutes on 2 CPU cores (measured: see docs/benchmarks.md)"),
+    "full": Preset(
+        "full", mlp_widths=(64, 128, 256, 512, 1024, 2048, 4096), mlp_outputs=(1, 16, 128),
+        mlp_batches=(1, 8, 32),
+        flax_models=(("resnet18", 64), ("resnet50", 64), ("wide_resnet", 64), ("vit", 192), ("mixer", 256)),
+        flax_images=(32, 64), flax_outputs=(1, 10, 100), flax_batches=(1, 2, 4, 8),
+        timeout_s=600, expected="an estimate, not measured: see docs/benchmarks.md"),
+}

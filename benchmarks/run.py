@@ -1,0 +1,178 @@
+"""Issue #6's benchmark: every NTK method and the plain-JAX baselines on the paper's models.
+
+Usage (from a clone, after ``pip install -e ".[bench]"``)::
+
+    ntkc bench --quick                      # the quick preset, < 10 min on 2 CPU cores
+    ntkc bench                              # the full preset (hours: see docs/benchmarks.md)
+    python benchmarks/run.py --quick --only vit --no-plots   # the same script, a subset
+
+Every (configuration, method) runs in its own process (``worker.py``): address space capped at
+``--memory-gb``, compiled ahead of time outside the timed region (compile time recorded), the
+median of at least ``--repeats`` runs, peak memory as max RSS. A method whose predicted memory exceeds the
+cap is not started and counts as out of memory; a process over ``--timeout`` is a time-out; both
+are missing points. Each configuration's kernels are compared across methods
+(:mod:`agreement`). The cost model's predicted FLOPs and memory of each method
+(``ntkc.cost_report``) are recorded next to the measurements.
+
+Writes ``<out-dir>/bench_<preset>.jsonl`` (a line per configuration and method, written as it
+is measured), ``<out-dir>/bench_<preset>.md`` (tables, headline ratios, losses) and PNG figures in
+``<out-dir>/figures/`` (:mod:`plots`; needs matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from agreement import relative_errors  # noqa: E402
+from presets import BASELINES, METHODS, PRESETS, Config  # noqa: E402
+
+#: The ntkc method whose algorithm (and so whose cost-model price) each baseline shares.
+PRICED_AS = {"jax_jacobian": "jacobian", "jax_ntvp": "ntvp"}
+
+
+def predictions(config: Config) -> dict:
+    """Parameter count, the cost model's FLOPs and memory of every method, and auto's pick."""
+    import jax
+    import ntkc
+
+    f, params, x1, x2 = config.build()
+    report = ntkc.cost_report(f, params, x1, x2, trace_axes=(), vmap_axes=0, xla=False).as_dict()
+    costs = {m: (v["flops_value"], v["memory_bytes"]) for m, v in report["methods"].items()}
+    costs.update({b: costs[m] for b, m in PRICED_AS.items()})
+    costs["auto"] = costs[report["chosen"]]
+    return {"params": sum(leaf.size for leaf in jax.tree_util.tree_leaves(params)),
+            "auto_pick": report["chosen"], "costs": costs}
+
+
+def in_subprocess(config: Config, method: str, args, save: str) -> dict:
+    """One worker process; a time-out or a crash becomes a missing point with its reason."""
+    cmd = [sys.executable, str(HERE / "worker.py"), json.dumps(dataclasses.asdict(config)), method,
+           "--repeats", str(args.repeats), "--memory-gb", str(args.memory_gb), "--save", save]
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"missing": "time-out", "detail": f"over {args.timeout:.0f} s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+        killed = done.returncode < 0
+        return {"missing": "out of memory" if killed else "error",
+                "detail": f"exit {done.returncode}: {tail[:200]}"}
+    return {**json.loads(lines[-1]), "process_s": time.perf_counter() - t0}
+
+
+def measure_config(config: Config, methods, args, scratch: str) -> list[dict]:
+    """Rows of every method on one configuration, with the agreement check filled in."""
+    predicted = predictions(config)
+    rows, saved = [], {}
+    for method in methods:
+        flops, memory = predicted["costs"][method]
+        row = {**dataclasses.asdict(config), "key": config.key, "method": method,
+               "params": predicted["params"], "auto_pick": predicted["auto_pick"],
+               "predicted_flops": flops, "predicted_memory_bytes": memory}
+        if memory is not None and memory > args.memory_gb * 2**30:
+            row.update(missing="out of memory", detail=f"predicted {memory / 2**30:.1f} GiB > cap")
+        else:
+            save = str(pathlib.Path(scratch) / f"{config.key}_{method}.npy")
+            row.update(in_subprocess(config, method, args, save))
+            if "run_s" in row:
+                saved[method] = save
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    errors = relative_errors(saved)
+    for row in rows:
+        row["rel_err"] = errors.get(row["method"])
+        row["rel_err_ref"] = next(iter(saved), None)
+    for path in saved.values():
+        pathlib.Path(path).unlink()
+    return rows
+
+
+def machine() -> dict:
+    """What ran the benchmark: CPU model, cores, versions, date."""
+    import os
+    import platform
+
+    import jax
+    cpuinfo = pathlib.Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
+             if line.startswith("model name")]
+    versions = {"python": platform.python_version(), "jax": jax.__version__}
+    try:
+        import flax
+        versions["flax"] = flax.__version__
+    except ImportError:
+        pass
+    return {"cpu": names[0] if names else platform.processor(), "cores": len(os.sched_getaffinity(0)),
+            "versions": versions, "date": time.strftime("%Y-%m-%d")}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ntkc bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="the quick preset (same as --preset quick)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="full")
+    p.add_argument("--only", default="", help="run only configurations whose key contains this (e.g. vit, mlp_W64)")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
+    p.add_argument("--repeats", type=int, default=5, help="least timed runs per point (median reported; default 5)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per process (default: the preset's)")
+    p.add_argument("--memory-gb", type=float, default=8.0, help="address-space cap per process (default 8)")
+    p.add_argument("--out-dir", default=str(HERE.parent / "docs"), help="where results go (default: docs/)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    preset = PRESETS["quick" if args.quick else args.preset]
+    args.timeout = args.timeout or preset.timeout_s
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = set(methods) - set(METHODS)
+    if unknown or args.repeats < 1:
+        raise SystemExit(f"ntkc bench: unknown methods {sorted(unknown)}" if unknown else "ntkc bench: --repeats >= 1")
+    if any(m in BASELINES for m in methods) and methods[0] not in BASELINES:
+        methods.sort(key=METHODS.index)          # the agreement reference is a baseline when one runs
+    out = pathlib.Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jsonl = out / f"bench_{preset.name}.jsonl"
+    configs = [c for c in preset.configs() if args.only in c.key]
+    needed = {"flax"} if any(c.figure == "flax" for c in configs) else set()
+    needed |= set() if args.no_plots else {"matplotlib"}
+    absent = sorted(name for name in needed if importlib.util.find_spec(name) is None)
+    if absent:
+        raise SystemExit(f"ntkc bench: needs {', '.join(absent)}: pip install -e \".[bench]\" in the clone")
+    info = {**machine(), "preset": preset.name, "repeats": args.repeats, "timeout_s": args.timeout,
+            "memory_gb": args.memory_gb, "configs": len(configs), "methods": methods}
+    t0 = time.perf_counter()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ntkc_bench_") as scratch, jsonl.open("w") as fh:
+        for config in configs:
+            for row in measure_config(config, methods, args, scratch):
+                fh.write(json.dumps(row) + "\n")
+                rows.append(row)
+            fh.flush()
+    info["wall_s"] = time.perf_counter() - t0
+    from tables import report
+    (out / f"bench_{preset.name}.md").write_text(report(rows, info))
+    figures = []
+    if not args.no_plots:
+        from plots import plot_all
+        figures = plot_all(rows, out / "figures", preset.name)
+    print(f"{len(rows)} points in {info['wall_s'] / 60:.1f} min -> {jsonl}, {out / f'bench_{preset.name}.md'}"
+          + "".join(f", {p}" for p in figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

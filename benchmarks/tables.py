@@ -1,0 +1,166 @@
+"""The Markdown report of a benchmark run: headline ratios, agreement, losses, tables.
+
+``report(rows, info)`` takes the rows ``run.py`` writes as JSON lines and the run's ``info``
+(machine, preset, wall time) and returns the Markdown text of ``bench_<preset>.md``.
+
+Usage::
+
+    rows = [json.loads(line) for line in open("docs/bench_quick.jsonl")]
+    print(report(rows, {"preset": "quick"}))
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from agreement import TOLERANCE
+from presets import METHODS
+
+SHORT_MISSING = {"out of memory": "OOM", "time-out": "time-out", "error": "error"}
+
+
+def _by_config(rows) -> dict[str, dict[str, dict]]:
+    configs: dict[str, dict[str, dict]] = defaultdict(dict)
+    for r in rows:
+        configs[r["key"]][r["method"]] = r
+    return configs
+
+
+def _time(r: dict | None) -> float | None:
+    return None if r is None else r.get("run_s")
+
+
+def _cell(r: dict | None) -> str:
+    if r is None:
+        return "–"
+    if "run_s" not in r:
+        return SHORT_MISSING.get(r.get("missing"), "–")
+    return f"{r['run_s'] * 1e3:.1f}"
+
+
+def _gmean(values: list[float]) -> float:
+    return math.exp(sum(map(math.log, values)) / len(values))
+
+
+def headline(rows) -> list[str]:
+    """Per model family: time(method) / time(structured), geometric mean (min–max) over configs."""
+    ratios: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for methods in _by_config(rows).values():
+        base = _time(methods.get("structured"))
+        family = next(iter(methods.values()))["model"]
+        for m, r in methods.items():
+            if base and _time(r) and m != "structured":
+                ratios[family][m].append(_time(r) / base)
+    others = [m for m in METHODS if m != "structured"]
+    lines = ["| model family | " + " | ".join(f"{m} / structured" for m in others) + " |",
+             "|---|" + "---|" * len(others)]
+    for family, per in ratios.items():
+        cells = [f"{_gmean(v):.2f}× ({min(v):.2f}–{max(v):.2f}, {len(v)})" if v else "–"
+                 for v in (per.get(m, []) for m in others)]
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def losses(rows) -> list[str]:
+    """Every configuration where some method beats structured, with the cost model's verdict."""
+    lines = []
+    for key, methods in _by_config(rows).items():
+        s = methods.get("structured")
+        if not _time(s):
+            continue
+        timed = {m: r for m, r in methods.items() if _time(r) and m not in ("structured", "auto")}
+        if not timed:
+            continue
+        winner = min(timed, key=lambda m: _time(timed[m]))
+        w = timed[winner]
+        if _time(w) >= _time(s):
+            continue
+        flops = s["predicted_flops"] / w["predicted_flops"] if w.get("predicted_flops") else float("nan")
+        if flops > 1.05:
+            verdict = f"predicted: structured needs {flops:.2f}× the FLOPs of {winner}'s algorithm"
+        elif flops >= 1 / 1.05:
+            verdict = f"a predicted tie ({flops:.2f}×): overheads the FLOP count does not see decide it"
+        else:
+            verdict = (f"missed: the cost model prices structured at {flops:.2f}× of {winner}'s FLOPs; "
+                       "the time goes to what FLOPs do not count (memory traffic, small ops, dispatch)")
+        lines.append(f"| {key} | {winner} | {_time(s) / _time(w):.2f}× | {verdict} |")
+    if not lines:
+        return ["structured is the fastest method at every measured point."]
+    return ["| configuration | faster method | structured / it | cost model |", "|---|---|---|---|", *lines]
+
+
+def agreement(rows) -> list[str]:
+    """Largest relative Frobenius error of any method's kernel against the reference, per family."""
+    worst: dict[str, list] = {}                      # family -> [error, method, configs]
+    refs = set()
+    for methods in _by_config(rows).values():
+        errs = [(r["rel_err"], r["method"]) for r in methods.values() if r.get("rel_err") is not None]
+        if not errs:
+            continue
+        first = next(iter(methods.values()))
+        refs.add(first["rel_err_ref"])
+        entry = worst.setdefault(first["model"], [0.0, "–", 0])
+        entry[2] += 1
+        if max(errs)[0] >= entry[0]:
+            entry[:2] = max(errs)
+    lines = [f"Every method's kernel against the first method measured ({', '.join(sorted(refs))}), as the "
+             f"relative Frobenius error; agreement means ≤ {TOLERANCE:g} (float32).", "",
+             "| model family | configurations | largest error | method | agree |", "|---|---|---|---|---|"]
+    for family, (err, method, n) in worst.items():
+        lines.append(f"| {family} | {n} | {err:.1e} | {method} | {'yes' if err <= TOLERANCE else '**NO**'} |")
+    return lines
+
+
+def time_table(rows) -> list[str]:
+    """A row per configuration: every method's median run time [ms], ratios, agreement."""
+    lines = ["| model | image | W | O | N | P | " + " | ".join(METHODS) +
+             " | auto picks | jax_jacobian / structured | jax_ntvp / structured | max rel. err |",
+             "|---|---|---|---|---|---|" + "---|" * (len(METHODS) + 4)]
+    for methods in _by_config(rows).values():
+        c = next(iter(methods.values()))
+        base = _time(methods.get("structured"))
+        ratio = lambda m: f"{_time(methods[m]) / base:.1f}" if base and m in methods and _time(methods[m]) else "–"
+        errs = [r["rel_err"] for r in methods.values() if r.get("rel_err") is not None]
+        lines.append(f"| {c['model']} | {c['image'] or '–'} | {c['W']} | {c['O']} | {c['N']} | {c['params']:,} | "
+                     + " | ".join(_cell(methods.get(m)) for m in METHODS)
+                     + f" | {c['auto_pick']} | {ratio('jax_jacobian')} | {ratio('jax_ntvp')} | "
+                     + (f"{max(errs):.1e}" if errs else "–") + " |")
+    return lines
+
+
+def detail_table(rows) -> list[str]:
+    """A row per (configuration, method): compile, run, memory, predicted and XLA FLOPs."""
+    lines = ["| configuration | method | compile [s] | run [ms] | peak RSS [MiB] | RSS before compile [MiB] "
+             "| predicted GFLOP | XLA GFLOP | predicted memory [MiB] | rel. err | note |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    num = lambda v, scale, fmt: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v / scale, fmt)
+    for r in rows:
+        note = r.get("detail", "") if "run_s" not in r else ", ".join(f"fallback {p}" for p in r.get("fallbacks", []))
+        lines.append(f"| {r['key']} | {r['method']} | {num(r.get('compile_s'), 1, '.2f')} | {_cell(r)} | "
+                     f"{num(r.get('peak_rss_mib'), 1, '.0f')} | {num(r.get('rss_setup_mib'), 1, '.0f')} | "
+                     f"{num(r.get('predicted_flops'), 1e9, '.3f')} | {num(r.get('xla_flops'), 1e9, '.3f')} | "
+                     f"{num(r.get('predicted_memory_bytes'), 2**20, '.1f')} | {num(r.get('rel_err'), 1, '.1e')} | "
+                     f"{note.replace('|', '/')} |")
+    return lines
+
+
+def report(rows, info: dict) -> str:
+    """The whole Markdown report."""
+    versions = ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items())
+    head = [f"# ntkc bench — preset `{info.get('preset')}`", "",
+            f"Machine: {info.get('cpu', '?')}, {info.get('cores', '?')} cores; {versions}; {info.get('date', '')}. "
+            f"Wall time of the run: {info.get('wall_s', 0) / 60:.1f} min. Median of ≥ {info.get('repeats')} runs per "
+            f"point, each (configuration, method) in its own process capped at {info.get('memory_gb')} GiB, "
+            f"time-out {info.get('timeout_s', 0):.0f} s per process. Full kernels (`trace_axes=()`), "
+            "`vmap_axes=0`, float32. Times in ms; OOM = out of memory (predicted over the cap, or the process ran "
+            "out), time-out = over the per-process limit.", ""]
+    sections = [("Headline: time of each method / time of structured (geometric mean, min–max, points)",
+                 headline(rows)),
+                ("Agreement of the kernels", agreement(rows)),
+                ("Where structured loses", losses(rows)),
+                ("Median run time [ms]", time_table(rows)),
+                ("Every point", detail_table(rows))]
+    for title, lines in sections:
+        head += [f"## {title}", "", *lines, ""]
+    return "\n".join(head)

@@ -1,0 +1,99 @@
+"""One (configuration, method) measurement, in its own process; ``run.py`` starts one per point.
+
+The process caps its address space (``--memory-gb``, so running out of memory is an error in
+this process and not on the machine), builds the model, compiles the kernel ahead of time
+(compile time recorded separately, outside the timed region), runs it once, then times the
+median of ``--repeats`` runs (more, up to 50, when they take under a second together), saves
+the kernel (``--save``, for the agreement check) and prints one JSON line. Peak memory is the
+process's max RSS (``getrusage``), in MiB, next to the max RSS before compiling (the
+interpreter, JAX, the parameters and inputs).
+
+Usage::
+
+    python benchmarks/worker.py '{"figure": "mlp", "model": "mlp", "W": 64, "O": 1, "N": 8}' structured
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+
+
+#: Fast kernels run more than ``--repeats`` times: until the runs fill this many seconds ...
+TIMED_S = 1.0
+#: ... but at most this many runs.
+MAX_REPEATS = 50
+
+
+def max_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def kernel_fn(f, method: str):
+    """The kernel ``(x1, x2, params) -> (N1, N2, O, O)`` of a method named in ``presets.METHODS``."""
+    if method.startswith("jax_"):
+        from baselines import jacobian_ntk, ntvp_ntk
+        return {"jax_jacobian": jacobian_ntk, "jax_ntvp": ntvp_ntk}[method](f)
+    import ntkc
+    return ntkc.ntk_fn(f, trace_axes=(), vmap_axes=0, method=method)
+
+
+def measure(config, method: str, repeats: int, save: str | None) -> dict:
+    import warnings
+
+    import jax
+    import numpy as np
+
+    f, params, x1, x2 = config.build()
+    jax.block_until_ready((params, x1, x2))
+    row = {"rss_setup_mib": max_rss_mib()}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t0 = time.perf_counter()
+        compiled = jax.jit(kernel_fn(f, method)).lower(x1, x2, params).compile()
+        row["compile_s"] = time.perf_counter() - t0
+    row["fallbacks"] = sorted({str(w.message).split(":")[0] for w in caught
+                               if w.category.__name__ == "DenseFallbackWarning"})
+    kernel = compiled(x1, x2, params).block_until_ready()
+    times = []
+    while len(times) < repeats or (sum(times) < TIMED_S and len(times) < MAX_REPEATS):
+        t0 = time.perf_counter()
+        compiled(x1, x2, params).block_until_ready()
+        times.append(time.perf_counter() - t0)
+    row.update(run_s=statistics.median(times), run_min_s=min(times), runs=len(times), peak_rss_mib=max_rss_mib())
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    row["xla_flops"] = float((cost or {}).get("flops", float("nan")))
+    if save:
+        np.save(save, np.asarray(kernel))
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("config", help="a presets.Config as JSON")
+    p.add_argument("method")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--memory-gb", type=float, default=8.0, help="address-space cap of this process")
+    p.add_argument("--save", default=None, help="write the kernel here (.npy)")
+    a = p.parse_args()
+    cap = int(a.memory_gb * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    from presets import Config
+    config = Config(**json.loads(a.config))
+    try:
+        row = measure(config, a.method, a.repeats, a.save)
+    except Exception as e:  # noqa: BLE001 -- reported as a missing point, with its reason
+        text = f"{type(e).__name__}: {e}"
+        oom = "RESOURCE_EXHAUSTED" in text or isinstance(e, MemoryError)
+        row = {"missing": "out of memory" if oom else "error", "detail": text.splitlines()[0][:300]}
+    print(json.dumps(row), flush=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
