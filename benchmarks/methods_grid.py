@@ -78,12 +78,13 @@ def run_one(model: str, width: int, outputs: int, batch: int, method: str, repea
     compiled = kernel.lower(x1, x2, params).compile()
     compile_s = time.perf_counter() - t0
     compiled(x1, x2, params).block_until_ready()
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         compiled(x1, x2, params).block_until_ready()
         times.append(time.perf_counter() - t0)
-    row = {"compile_s": compile_s, "run_s": statistics.median(times)}
+        cpu.append(time.process_time() - c0)
+    row = {"compile_s": compile_s, "run_s": statistics.median(times), "cpu_s": statistics.median(cpu)}
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     row["xla_flops"] = float((cost or {}).get("flops", float("nan")))
