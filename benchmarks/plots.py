@@ -43,7 +43,7 @@ def _panels(rows, keys):
 def _grid(plt, n: int):
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.2 * cols, 5.5), 3.4 * rows + 0.5), squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat)
@@ -71,7 +71,7 @@ def mlp_figure(rows, metric: str, path: pathlib.Path) -> pathlib.Path | None:
         ax.set_xticks(sorted({r["W"] for r in group}), [str(w) for w in sorted({r["W"] for r in group})])
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"10-layer ReLU MLP: {metric} per method (missing point: OOM or time-out)")
+    fig.suptitle(f"10-layer ReLU MLP: {metric} per method\n(missing point: out of memory or time-out)", fontsize=9)
     return _save(plt, fig, path)
 
 
@@ -90,7 +90,8 @@ def flax_figure(rows, metric: str, path: pathlib.Path) -> pathlib.Path | None:
         ax.set_xticks(range(len(models)), [f"{m}\nW={w}\n{p / 1e3:.0f}k" for p, m, w in models], fontsize=7)
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"Flax models (by parameter count): {metric} per method (missing point: OOM or time-out)")
+    fig.suptitle(f"Flax models, by parameter count: {metric} per method\n(missing point: out of memory or time-out)",
+                 fontsize=9)
     return _save(plt, fig, path)
 
 

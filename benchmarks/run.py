@@ -8,9 +8,10 @@ Usage (from a clone, after ``pip install -e ".[bench]"``)::
 
 Every (configuration, method) runs in its own process (``worker.py``): address space capped at
 ``--memory-gb``, compiled ahead of time outside the timed region (compile time recorded), the
-median of at least ``--repeats`` runs, peak memory as max RSS. A method whose predicted memory exceeds the
-cap is not started and counts as out of memory; a process over ``--timeout`` is a time-out; both
-are missing points. Each configuration's kernels are compared across methods
+median of at least ``--repeats`` runs, peak memory as max RSS. A method whose predicted memory
+exceeds the cap is not started and counts as out of memory; a process over ``--timeout`` is a
+time-out, and so is a point whose predicted FLOPs would need longer at ``--rate-gflops`` (not
+started); all are missing points. Each configuration's kernels are compared across methods
 (:mod:`agreement`). The cost model's predicted FLOPs and memory of each method
 (``ntkc.cost_report``) are recorded next to the measurements.
 
@@ -82,8 +83,11 @@ def measure_config(config: Config, methods, args, scratch: str) -> list[dict]:
         row = {**dataclasses.asdict(config), "key": config.key, "method": method,
                "params": predicted["params"], "auto_pick": predicted["auto_pick"],
                "predicted_flops": flops, "predicted_memory_bytes": memory}
+        least_s = (flops or 0) / (args.rate_gflops * 1e9) * (args.repeats + 1)
         if memory is not None and memory > args.memory_gb * 2**30:
             row.update(missing="out of memory", detail=f"predicted {memory / 2**30:.1f} GiB > cap")
+        elif least_s > args.timeout:
+            row.update(missing="time-out", detail=f"predicted ≥ {least_s:.0f} s at {args.rate_gflops:g} GFLOP/s")
         else:
             save = str(pathlib.Path(scratch) / f"{config.key}_{method}.npy")
             row.update(in_subprocess(config, method, args, save))
@@ -128,6 +132,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5, help="least timed runs per point (median reported; default 5)")
     p.add_argument("--timeout", type=float, default=None, help="seconds per process (default: the preset's)")
     p.add_argument("--memory-gb", type=float, default=8.0, help="address-space cap per process (default 8)")
+    p.add_argument("--rate-gflops", type=float, default=200.0,
+                   help="a point whose predicted FLOPs take longer than --timeout at this rate is not started "
+                        "(default 200: twice this 2-core machine's matmul rate)")
     p.add_argument("--out-dir", default=str(HERE.parent / "docs"), help="where results go (default: docs/)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     return p

@@ -62,9 +62,18 @@ def headline(rows) -> list[str]:
     return lines
 
 
+def noise(rows) -> float | None:
+    """The largest ratio between two timings of one program: ``auto`` and ``structured`` where
+    auto picked structured (they compile to the same program), either way round."""
+    spread = [max(_time(a) / _time(s), _time(s) / _time(a)) for methods in _by_config(rows).values()
+              if (a := methods.get("auto")) and (s := methods.get("structured")) and _time(a) and _time(s)
+              and a["auto_pick"] == "structured"]
+    return max(spread) if spread else None
+
+
 def losses(rows) -> list[str]:
     """Every configuration where some method beats structured, with the cost model's verdict."""
-    lines = []
+    lines, band = [], noise(rows)
     for key, methods in _by_config(rows).items():
         s = methods.get("structured")
         if not _time(s):
@@ -84,10 +93,15 @@ def losses(rows) -> list[str]:
         else:
             verdict = (f"missed: the cost model prices structured at {flops:.2f}× of {winner}'s FLOPs; "
                        "the time goes to what FLOPs do not count (memory traffic, small ops, dispatch)")
-        lines.append(f"| {key} | {winner} | {_time(s) / _time(w):.2f}× | {verdict} |")
+        beyond = "yes" if band is None or _time(s) / _time(w) > band else "no"
+        lines.append(f"| {key} | {winner} | {_time(s) / _time(w):.2f}× | {beyond} | {verdict} |")
     if not lines:
         return ["structured is the fastest method at every measured point."]
-    return ["| configuration | faster method | structured / it | cost model |", "|---|---|---|---|", *lines]
+    head = [] if band is None else [
+        f"Timing noise: where auto picked structured, the two run the same program; their times differ by up "
+        f"to {band:.2f}× here. A loss by less than that is not beyond noise.", ""]
+    return [*head, "| configuration | faster method | structured / it | beyond noise | cost model |",
+            "|---|---|---|---|---|", *lines]
 
 
 def agreement(rows) -> list[str]:
