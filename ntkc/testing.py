@@ -488,3 +488,7 @@ def _make_vit_tokens(key, dtype=jnp.float32, n1=3, n2=2):
               "pos": rng.normal(5, d, scale=0.1), "mix": rng.weight(5, 5, fan_in=5),
               "head": rng.weight(d, 2, fan_in=d)}
     return _instance(zm.vit_tokens, params, key, dtype, n1, n2, (4, 4))
+
+
+# Models with control flow and transformations register themselves (they use the helpers above).
+from ntkc import zoo_control  # noqa: E402,F401

@@ -9,7 +9,10 @@ whose equations split cleanly into the primal computation of residuals and the l
 Reading it uses ``jax.extend.core`` (``Literal``, ``Var``, ``ClosedJaxpr``) only.
 
 Call-like equations (``jit``/``pjit``, ``closed_call``, ``custom_jvp_call``, ``custom_vjp_call``,
-``checkpoint``/``remat``) are inlined recursively, so later passes see primitives. This is
+``checkpoint``/``remat``) are inlined recursively, so later passes see primitives; ``scan``s of
+the linear program (``lax.scan``, and ``fori_loop`` with static bounds) are unrolled into their
+iterations (:meth:`_Lowering.unroll_scan`), and linear ``cond``s become all branches plus a
+``select_n`` (:meth:`_Lowering.select_branches`); primal scans and conds stay whole. This is
 exact: an inlined call computes the same values. It is unsafe only for effects (callbacks with
 side effects run the same number of times, but their order relative to other calls is not
 guaranteed), which differentiable NTK models do not have.
@@ -32,6 +35,10 @@ INLINE = frozenset({
     "custom_vjp_call_jaxpr", "checkpoint", "remat", "remat2",
 })
 _BODY_PARAMS = ("jaxpr", "call_jaxpr", "fun_jaxpr")
+
+#: Linear scans with at most this many iterations are unrolled (longer ones stay one equation,
+#: which gets the exact dense fallback).
+MAX_UNROLL = 256
 
 
 def _body(eqn) -> tuple[Any, tuple]:
@@ -77,6 +84,60 @@ class _Lowering:
                              linear=True, source="<output of f is a parameter>"))
         return var
 
+    def call(self, fn: Callable, atoms: list) -> list:
+        """Inline the jaxpr of ``fn`` applied to ``atoms`` (glue such as slicing and stacking)."""
+        structs = [jax.ShapeDtypeStruct(np.shape(a.value), np.asarray(a.value).dtype) if isinstance(a, Lit)
+                   else jax.ShapeDtypeStruct(a.shape, a.dtype) for a in atoms]
+        closed = jax.make_jaxpr(fn)(*structs)
+        return self.lower(closed.jaxpr, closed.consts, list(atoms))
+
+    def is_linear(self, ins: list) -> bool:
+        return any(isinstance(x, Var) and x in self.linear for x in ins)
+
+    def unrollable(self, eqn, ins: list) -> bool:
+        """A scan of the linear program with at most :data:`MAX_UNROLL` iterations."""
+        return 0 < eqn.params["length"] <= MAX_UNROLL and self.is_linear(ins)
+
+    def select_branches(self, eqn, ins: list) -> list:
+        """A linear ``cond``/``switch`` as every branch inlined, then ``select_n`` on the index.
+
+        Identity: ``cond(i, b_0 … b_{K-1})(ops) = select_n(clamp(i, 0, K-1), b_0(ops), …)``,
+        exact for every index. Residuals that only the taken branch computed are uninitialised
+        in the others, so each branch reads its float residuals as ``where(i == k, r, 1)``:
+        finite values whose outputs ``select_n`` then discards (a product with 0 stays 0).
+        """
+        branches, index, operands = eqn.params["branches"], ins[0], ins[1:]
+        outs = []
+        for k, branch in enumerate(branches):
+            safe = [self.call(lambda i, r, k=k: jax.numpy.where(i == k, r, jax.numpy.ones_like(r)), [index, a])[0]
+                    if isinstance(a, Var) and a not in self.linear and jax.numpy.issubdtype(a.dtype, jax.numpy.inexact)
+                    else a for a in operands]
+            outs.append(self.lower(branch.jaxpr, tuple(branch.consts), safe))
+        last = len(branches) - 1
+        pick = lambda i, *cases: jax.lax.select_n(jax.numpy.clip(i, 0, last), *cases)
+        return [self.call(pick, [index] + [o[j] for o in outs])[0] for j in range(len(outs[0]))]
+
+    def unroll_scan(self, eqn, ins: list) -> list:
+        """A linear ``scan`` as its iterations, inlined one after another.
+
+        Identity: ``scan(body, init, xs) = (carry_T, stack(y_0 … y_{T-1}))`` with
+        ``(carry_{t+1}, y_t) = body(consts, carry_t, xs[t])`` (t running backwards when
+        ``reverse``). Every iteration's equations then get structure rules like any other, so a
+        stacked parameter's slice t is a per-layer parameter and a parameter read by the body
+        is weight sharing across iterations.
+        """
+        params = eqn.params
+        body, n_consts, n_carry = params["jaxpr"], params["num_consts"], params["num_carry"]
+        consts, carry, xs = ins[:n_consts], ins[n_consts:n_consts + n_carry], ins[n_consts + n_carry:]
+        length = params["length"]
+        ys: list = [None] * length
+        for t in (reversed(range(length)) if params["reverse"] else range(length)):
+            x_t = [self.call(lambda a, t=t: jax.lax.index_in_dim(a, t, keepdims=False), [x])[0] for x in xs]
+            out = self.lower(body.jaxpr, tuple(body.consts), list(consts) + list(carry) + x_t)
+            carry, ys[t] = out[:n_carry], out[n_carry:]
+        stacked = [self.call(lambda *a: jax.numpy.stack(a), [y[j] for y in ys])[0] for j in range(len(ys[0]))]
+        return list(carry) + stacked
+
     def lower(self, jaxpr, consts, inputs: list) -> list:
         env: dict = {}
         for v, c in zip(jaxpr.constvars, consts):
@@ -90,6 +151,10 @@ class _Lowering:
             if eqn.primitive.name in INLINE:
                 body, body_consts = _body(eqn)
                 outs = self.lower(body, body_consts, ins)
+            elif eqn.primitive.name == "scan" and self.unrollable(eqn, ins):
+                outs = self.unroll_scan(eqn, ins)
+            elif eqn.primitive.name == "cond" and self.is_linear(ins):
+                outs = self.select_branches(eqn, ins)
             else:
                 outs = [self.new_var(v.aval) for v in eqn.outvars]
                 linear = any(isinstance(x, Var) and x in self.linear for x in ins)
