@@ -68,7 +68,9 @@ def mlp_figure(rows, metric: str, path: pathlib.Path) -> pathlib.Path | None:
     for ax, ((n, o), group) in zip(axes, panels.items()):
         _lines(ax, group, lambda r: r["W"], metric)
         ax.set(xscale="log", yscale="log", xlabel="width W", ylabel=METRICS[metric][1], title=f"MLP, N={n}, O={o}")
-        ax.set_xticks(sorted({r["W"] for r in group}), [str(w) for w in sorted({r["W"] for r in group})])
+        widths = sorted({r["W"] for r in group})
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        ax.set_xticks(widths, [str(w) for w in widths])
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=7)
     fig.suptitle(f"10-layer ReLU MLP: {metric} per method\n(missing point: out of memory or time-out)", fontsize=9)

@@ -75,7 +75,7 @@ class Preset:
 PRESETS = {
     "quick": Preset(
         "quick", mlp_widths=(64, 256, 512), mlp_outputs=(1, 16), mlp_batches=(4,),
-        flax_models=(("resnet18", 8), ("resnet50", 4), ("wide_resnet", 16), ("vit", 32), ("mixer", 32)),
+        flax_models=(("resnet18", 8), ("wide_resnet", 16), ("vit", 32), ("mixer", 32)),
         flax_images=(32,), flax_outputs=(10,), flax_batches=(2,),
         timeout_s=60, expected="under 10 minutes on 2 CPU cores (measured: see docs/benchmarks.md)"),
     "full": Preset(

@@ -16,8 +16,10 @@ started); all are missing points. Each configuration's kernels are compared acro
 (``ntkc.cost_report``) are recorded next to the measurements.
 
 Writes ``<out-dir>/bench_<preset>.jsonl`` (a line per configuration and method, written as it
-is measured), ``<out-dir>/bench_<preset>.md`` (tables, headline ratios, losses) and PNG figures in
-``<out-dir>/figures/`` (:mod:`plots`; needs matplotlib).
+is measured), ``bench_<preset>.meta.json`` (machine, settings, wall and CPU time, load average),
+``bench_<preset>.md`` (tables, headline ratios, losses; :mod:`tables`) and PNG figures in
+``<out-dir>/figures/`` (:mod:`plots`; needs matplotlib). ``--report-only`` rewrites the last
+two from the first two.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import dataclasses
 import importlib.util
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -106,7 +109,6 @@ def measure_config(config: Config, methods, args, scratch: str) -> list[dict]:
 
 def machine() -> dict:
     """What ran the benchmark: CPU model, cores, versions, date."""
-    import os
     import platform
 
     import jax
@@ -137,12 +139,42 @@ def parser() -> argparse.ArgumentParser:
                         "(default 200: twice this 2-core machine's matmul rate)")
     p.add_argument("--out-dir", default=str(HERE.parent / "docs"), help="where results go (default: docs/)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.add_argument("--report-only", action="store_true",
+                   help="measure nothing: rewrite the Markdown and the figures from the preset's JSON lines and meta")
     return p
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its finished children."""
+    import resource
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def write_outputs(rows: list[dict], info: dict, out: pathlib.Path, plots: bool) -> list[pathlib.Path]:
+    """``bench_<preset>.md`` and ``.meta.json`` next to the JSON lines, and the figures."""
+    from tables import report
+    name = info["preset"]
+    (out / f"bench_{name}.meta.json").write_text(json.dumps(info, indent=1) + "\n")
+    paths = [out / f"bench_{name}.md"]
+    paths[0].write_text(report(rows, info))
+    if plots:
+        from plots import plot_all
+        paths += plot_all(rows, out / "figures", name)
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
     args = parser().parse_args(argv)
     preset = PRESETS["quick" if args.quick else args.preset]
+    out = pathlib.Path(args.out_dir)
+    jsonl = out / f"bench_{preset.name}.jsonl"
+    if args.report_only:
+        rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+        info = json.loads((out / f"bench_{preset.name}.meta.json").read_text())
+        print(", ".join(map(str, write_outputs(rows, info, out, not args.no_plots))))
+        return 0
     args.timeout = args.timeout or preset.timeout_s
     methods = [m for m in args.methods.split(",") if m]
     unknown = set(methods) - set(METHODS)
@@ -150,18 +182,16 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"ntkc bench: unknown methods {sorted(unknown)}" if unknown else "ntkc bench: --repeats >= 1")
     if any(m in BASELINES for m in methods) and methods[0] not in BASELINES:
         methods.sort(key=METHODS.index)          # the agreement reference is a baseline when one runs
-    out = pathlib.Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    jsonl = out / f"bench_{preset.name}.jsonl"
     configs = [c for c in preset.configs() if args.only in c.key]
     needed = {"flax"} if any(c.figure == "flax" for c in configs) else set()
     needed |= set() if args.no_plots else {"matplotlib"}
     absent = sorted(name for name in needed if importlib.util.find_spec(name) is None)
     if absent:
         raise SystemExit(f"ntkc bench: needs {', '.join(absent)}: pip install -e \".[bench]\" in the clone")
+    out.mkdir(parents=True, exist_ok=True)
     info = {**machine(), "preset": preset.name, "repeats": args.repeats, "timeout_s": args.timeout,
-            "memory_gb": args.memory_gb, "configs": len(configs), "methods": methods}
-    t0 = time.perf_counter()
+            "memory_gb": args.memory_gb, "configs": len(configs), "methods": methods,
+            "load_start": os.getloadavg()[0]}
     rows = []
     with tempfile.TemporaryDirectory(prefix="ntkc_bench_") as scratch, jsonl.open("w") as fh:
         for config in configs:
@@ -169,15 +199,9 @@ def main(argv: list[str] | None = None) -> int:
                 fh.write(json.dumps(row) + "\n")
                 rows.append(row)
             fh.flush()
-    info["wall_s"] = time.perf_counter() - t0
-    from tables import report
-    (out / f"bench_{preset.name}.md").write_text(report(rows, info))
-    figures = []
-    if not args.no_plots:
-        from plots import plot_all
-        figures = plot_all(rows, out / "figures", preset.name)
-    print(f"{len(rows)} points in {info['wall_s'] / 60:.1f} min -> {jsonl}, {out / f'bench_{preset.name}.md'}"
-          + "".join(f", {p}" for p in figures))
+    info.update(wall_s=time.perf_counter() - t0, cpu_s=cpu_seconds() - cpu0, load_end=os.getloadavg()[0])
+    paths = write_outputs(rows, info, out, not args.no_plots)
+    print(f"{len(rows)} points in {info['wall_s'] / 60:.1f} min -> {jsonl}" + "".join(f", {p}" for p in paths))
     return 0
 
 

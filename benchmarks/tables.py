@@ -27,8 +27,8 @@ def _by_config(rows) -> dict[str, dict[str, dict]]:
     return configs
 
 
-def _time(r: dict | None) -> float | None:
-    return None if r is None else r.get("run_s")
+def _time(r: dict | None, field: str = "run_s") -> float | None:
+    return None if r is None else r.get(field)
 
 
 def _cell(r: dict | None) -> str:
@@ -43,31 +43,33 @@ def _gmean(values: list[float]) -> float:
     return math.exp(sum(map(math.log, values)) / len(values))
 
 
-def headline(rows) -> list[str]:
-    """Per model family: time(method) / time(structured), geometric mean (min–max) over configs."""
+def headline(rows, field: str = "run_s") -> list[str]:
+    """Per model family: time(method) / time(structured), geometric mean (min–max) over configs;
+    ``field`` is ``"run_s"`` (wall time) or ``"cpu_s"`` (CPU time of all threads)."""
     ratios: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for methods in _by_config(rows).values():
-        base = _time(methods.get("structured"))
+        base = _time(methods.get("structured"), field)
         family = next(iter(methods.values()))["model"]
         for m, r in methods.items():
-            if base and _time(r) and m != "structured":
-                ratios[family][m].append(_time(r) / base)
+            if base and _time(r, field) and m != "structured":
+                ratios[family][m].append(_time(r, field) / base)
     others = [m for m in METHODS if m != "structured"]
     lines = ["| model family | " + " | ".join(f"{m} / structured" for m in others) + " |",
              "|---|" + "---|" * len(others)]
     for family, per in ratios.items():
-        cells = [f"{_gmean(v):.2f}× ({min(v):.2f}–{max(v):.2f}, {len(v)})" if v else "–"
-                 for v in (per.get(m, []) for m in others)]
+        cells = [("–" if not v else f"{v[0]:.2f}× (1)" if len(v) == 1
+                  else f"{_gmean(v):.2f}× ({min(v):.2f}–{max(v):.2f}, {len(v)})") for v in (per.get(m, []) for m in others)]
         lines.append(f"| {family} | " + " | ".join(cells) + " |")
     return lines
 
 
-def noise(rows) -> float | None:
+def noise(rows, field: str = "run_s") -> float | None:
     """The largest ratio between two timings of one program: ``auto`` and ``structured`` where
     auto picked structured (they compile to the same program), either way round."""
-    spread = [max(_time(a) / _time(s), _time(s) / _time(a)) for methods in _by_config(rows).values()
-              if (a := methods.get("auto")) and (s := methods.get("structured")) and _time(a) and _time(s)
-              and a["auto_pick"] == "structured"]
+    spread = [max(_time(a, field) / _time(s, field), _time(s, field) / _time(a, field))
+              for methods in _by_config(rows).values()
+              if (a := methods.get("auto")) and (s := methods.get("structured")) and _time(a, field)
+              and _time(s, field) and a["auto_pick"] == "structured"]
     return max(spread) if spread else None
 
 
@@ -94,14 +96,17 @@ def losses(rows) -> list[str]:
             verdict = (f"missed: the cost model prices structured at {flops:.2f}× of {winner}'s FLOPs; "
                        "the time goes to what FLOPs do not count (memory traffic, small ops, dispatch)")
         beyond = "yes" if band is None or _time(s) / _time(w) > band else "no"
-        lines.append(f"| {key} | {winner} | {_time(s) / _time(w):.2f}× | {beyond} | {verdict} |")
+        cpu = (f"{_time(s, 'cpu_s') / _time(w, 'cpu_s'):.2f}×" if _time(s, "cpu_s") and _time(w, "cpu_s") else "–")
+        lines.append(f"| {key} | {winner} | {_time(s) / _time(w):.2f}× | {cpu} | {beyond} | {verdict} |")
     if not lines:
         return ["structured is the fastest method at every measured point."]
+    cpu_band = noise(rows, "cpu_s")
     head = [] if band is None else [
-        f"Timing noise: where auto picked structured, the two run the same program; their times differ by up "
-        f"to {band:.2f}× here. A loss by less than that is not beyond noise.", ""]
-    return [*head, "| configuration | faster method | structured / it | beyond noise | cost model |",
-            "|---|---|---|---|---|", *lines]
+        f"Timing noise: where auto picked structured, the two run the same program; their wall times differ by "
+        f"up to {band:.2f}× here" + (f" (CPU times by up to {cpu_band:.2f}×)" if cpu_band else "")
+        + ". A loss by less than the wall-time spread is not beyond noise.", ""]
+    return [*head, "| configuration | faster method (wall) | structured / it | same, CPU time | beyond noise "
+            "| cost model |", "|---|---|---|---|---|---|", *lines]
 
 
 def agreement(rows) -> list[str]:
@@ -145,13 +150,14 @@ def time_table(rows) -> list[str]:
 
 def detail_table(rows) -> list[str]:
     """A row per (configuration, method): compile, run, memory, predicted and XLA FLOPs."""
-    lines = ["| configuration | method | compile [s] | run [ms] | peak RSS [MiB] | RSS before compile [MiB] "
-             "| predicted GFLOP | XLA GFLOP | predicted memory [MiB] | rel. err | note |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| configuration | method | compile [s] | run [ms] | CPU [ms] | peak RSS [MiB] | RSS before compile "
+             "[MiB] | predicted GFLOP | XLA GFLOP | predicted memory [MiB] | rel. err | note |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     num = lambda v, scale, fmt: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v / scale, fmt)
     for r in rows:
         note = r.get("detail", "") if "run_s" not in r else ", ".join(f"fallback {p}" for p in r.get("fallbacks", []))
         lines.append(f"| {r['key']} | {r['method']} | {num(r.get('compile_s'), 1, '.2f')} | {_cell(r)} | "
+                     f"{num(r.get('cpu_s'), 1e-3, '.1f')} | "
                      f"{num(r.get('peak_rss_mib'), 1, '.0f')} | {num(r.get('rss_setup_mib'), 1, '.0f')} | "
                      f"{num(r.get('predicted_flops'), 1e9, '.3f')} | {num(r.get('xla_flops'), 1e9, '.3f')} | "
                      f"{num(r.get('predicted_memory_bytes'), 2**20, '.1f')} | {num(r.get('rel_err'), 1, '.1e')} | "
@@ -162,15 +168,20 @@ def detail_table(rows) -> list[str]:
 def report(rows, info: dict) -> str:
     """The whole Markdown report."""
     versions = ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items())
+    load = (f" (CPU time of all its processes {info['cpu_s'] / 60:.1f} min; load average "
+            f"{info['load_start']:.1f} at the start, {info['load_end']:.1f} at the end)" if "cpu_s" in info else "")
     head = [f"# ntkc bench — preset `{info.get('preset')}`", "",
             f"Machine: {info.get('cpu', '?')}, {info.get('cores', '?')} cores; {versions}; {info.get('date', '')}. "
-            f"Wall time of the run: {info.get('wall_s', 0) / 60:.1f} min. Median of ≥ {info.get('repeats')} runs per "
-            f"point, each (configuration, method) in its own process capped at {info.get('memory_gb')} GiB, "
-            f"time-out {info.get('timeout_s', 0):.0f} s per process. Full kernels (`trace_axes=()`), "
+            f"Wall time of the run: {info.get('wall_s', 0) / 60:.1f} min{load}. Median of ≥ {info.get('repeats')} "
+            f"runs per point, each (configuration, method) in its own process capped at {info.get('memory_gb')} "
+            f"GiB, time-out {info.get('timeout_s', 0):.0f} s per process. Full kernels (`trace_axes=()`), "
             "`vmap_axes=0`, float32. Times in ms; OOM = out of memory (predicted over the cap, or the process ran "
-            "out), time-out = over the per-process limit.", ""]
+            "out), time-out = over the per-process limit (or predicted to be)."
+            + (f" Note: {info['note']}." if info.get("note") else ""), ""]
     sections = [("Headline: time of each method / time of structured (geometric mean, min–max, points)",
                  headline(rows)),
+                ("The same ratios in CPU time (all threads; robust to other load on a shared machine)",
+                 headline(rows, "cpu_s")),
                 ("Agreement of the kernels", agreement(rows)),
                 ("Where structured loses", losses(rows)),
                 ("Median run time [ms]", time_table(rows)),

@@ -3,8 +3,9 @@
 The process caps its address space (``--memory-gb``, so running out of memory is an error in
 this process and not on the machine), builds the model, compiles the kernel ahead of time
 (compile time recorded separately, outside the timed region), runs it once, then times the
-median of ``--repeats`` runs (more, up to 50, when they take under half a second together), saves
-the kernel (``--save``, for the agreement check) and prints one JSON line. Peak memory is the
+median of ``--repeats`` runs (more, up to 50, when they take under half a second together): wall
+time, and CPU time of all threads (robust to other load on a shared machine). It saves the
+kernel (``--save``, for the agreement check) and prints one JSON line. Peak memory is the
 process's max RSS (``getrusage``), in MiB, next to the max RSS before compiling (the
 interpreter, JAX, the parameters and inputs).
 
@@ -59,12 +60,14 @@ def measure(config, method: str, repeats: int, save: str | None) -> dict:
     row["fallbacks"] = sorted({str(w.message).split(":")[0] for w in caught
                                if w.category.__name__ == "DenseFallbackWarning"})
     kernel = compiled(x1, x2, params).block_until_ready()
-    times = []
+    times, cpu = [], []
     while len(times) < repeats or (sum(times) < TIMED_S and len(times) < MAX_REPEATS):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         compiled(x1, x2, params).block_until_ready()
         times.append(time.perf_counter() - t0)
-    row.update(run_s=statistics.median(times), run_min_s=min(times), runs=len(times), peak_rss_mib=max_rss_mib())
+        cpu.append(time.process_time() - c0)
+    row.update(run_s=statistics.median(times), run_min_s=min(times), cpu_s=statistics.median(cpu), runs=len(times),
+               peak_rss_mib=max_rss_mib())
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     row["xla_flops"] = float((cost or {}).get("flops", float("nan")))
