@@ -126,7 +126,8 @@ def machine() -> dict:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ntkc bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="ntkc bench", description=__doc__.splitlines()[0],
+                                epilog="presets: " + "; ".join(f"{preset.name}: {preset.expected}" for preset in PRESETS.values()))
     p.add_argument("--quick", action="store_true", help="the quick preset (same as --preset quick)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="full")
     p.add_argument("--only", default="", help="run only configurations whose key contains this (e.g. vit, mlp_W64)")

@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 
 from agreement import TOLERANCE
-from presets import METHODS
+from presets import BASELINES, METHODS
 
 SHORT_MISSING = {"out of memory": "OOM", "time-out": "time-out", "error": "error"}
 
@@ -131,6 +131,24 @@ def agreement(rows) -> list[str]:
     return lines
 
 
+def cost_model(rows) -> list[str]:
+    """Per configuration: each baseline's time / structured's, predicted (FLOPs) and measured."""
+    lines = ["| configuration | jax_jacobian / structured: predicted | measured | jax_ntvp / structured: predicted "
+             "| measured | auto picks | fastest measured (auto aside) |", "|---|---|---|---|---|---|---|"]
+    for key, methods in _by_config(rows).items():
+        s = methods.get("structured")
+        cells = []
+        for m in BASELINES:
+            r = methods.get(m)
+            flops = r and s and r.get("predicted_flops") and s.get("predicted_flops")
+            cells.append(f"{r['predicted_flops'] / s['predicted_flops']:.2f}" if flops else "–")
+            cells.append(f"{_time(r) / _time(s):.2f}" if _time(r) and _time(s) else _cell(r) if r else "–")
+        timed = {m: _time(r) for m, r in methods.items() if _time(r) and m != "auto"}
+        fastest = min(timed, key=timed.get) if timed else "–"
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {next(iter(methods.values()))['auto_pick']} | {fastest} |")
+    return lines
+
+
 def time_table(rows) -> list[str]:
     """A row per configuration: every method's median run time [ms], ratios, agreement."""
     lines = ["| model | image | W | O | N | P | " + " | ".join(METHODS) +
@@ -184,6 +202,7 @@ def report(rows, info: dict) -> str:
                  headline(rows, "cpu_s")),
                 ("Agreement of the kernels", agreement(rows)),
                 ("Where structured loses", losses(rows)),
+                ("Cost model: predicted FLOP ratios vs measured time ratios", cost_model(rows)),
                 ("Median run time [ms]", time_table(rows)),
                 ("Every point", detail_table(rows))]
     for title, lines in sections:
