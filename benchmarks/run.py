@@ -30,6 +30,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import tempfile
@@ -71,7 +72,7 @@ def in_subprocess(config: Config, method: str, args, save: str) -> dict:
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
-        killed = done.returncode < 0
+        killed = done.returncode == -signal.SIGKILL          # what the kernel's OOM killer sends
         return {"missing": "out of memory" if killed else "error",
                 "detail": f"exit {done.returncode}: {tail[:200]}"}
     return {**json.loads(lines[-1]), "process_s": time.perf_counter() - t0}
