@@ -88,18 +88,21 @@ def probe_sizes(*trees: PyTree) -> dict[str, int]:
 def size_names(named: Mapping[str, int], batch: tuple[int, int | None], out_size: int,
                factor: bool = False) -> SizeNames:
     """Names for the cost model: ``named`` (symbols or ``dims``), then the batch sizes and the
-    per-example output size under their default names unless already named."""
-    named = dict(named)
-    taken = set(named.values())
+    per-example output size under their default names, unless the size is already named. Two
+    default names with one value (``N2 = O = 3``) would make a formula ambiguous, so such a size
+    stays a number.
+
+    >>> size_names({}, (5, 3), 3).values()
+    {'N1': 5}
+    """
     n1, n2 = batch
-    if n2 is None or n1 == n2:
-        if n1 not in taken:
-            named.setdefault("N", n1)
-    else:
-        if n1 not in taken:
-            named.setdefault("N1", n1)
-        if n2 not in taken:
-            named.setdefault("N2", n2)
-    if out_size > 1 and out_size not in set(named.values()):
-        named.setdefault("O", out_size)
+    defaults = [("N", n1)] if n2 is None or n1 == n2 else [("N1", n1), ("N2", n2)]
+    if out_size > 1:
+        defaults.append(("O", out_size))
+    taken = set(named.values())
+    values = [v for _, v in defaults]
+    named = dict(named)
+    for name, value in defaults:
+        if value not in taken and values.count(value) == 1:
+            named.setdefault(name, value)
     return SizeNames.create(named, factor=factor)

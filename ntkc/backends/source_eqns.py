@@ -23,6 +23,7 @@ import math
 import re
 
 import jax
+import jax.extend.core
 import numpy as np
 
 from ntkc.ir.graph import Eqn, Lit, Var
@@ -85,6 +86,8 @@ def value_source(value, pool: ConstantPool) -> str:
         return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
     if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
         return _dtype_source(value, "jnp")
+    if isinstance(value, jax.extend.core.Primitive):
+        return primitive_source(value)
     if isinstance(value, enum.Enum):
         owner = _lax_class(value)
         if owner is None:
@@ -197,8 +200,19 @@ def eqn_call(eqn: Eqn, names: Names) -> str:
     return f"{primitive_source(eqn.primitive)}.bind({', '.join(ins + params)})"
 
 
+#: Primitives whose params hold jaxprs (``scan``, ``cond``, ``while``): name -> function
+#: ``(eqn, names, indent) -> (lines defining nested functions, source of the call)``, registered
+#: by :mod:`ntkc.backends.source_control`.
+NESTED: dict = {}
+
+
 def eqn_lines(eqn: Eqn, names: Names, indent: str, add: dict | None = None) -> list[str]:
     """Lines assigning ``eqn``'s outputs; ``add`` maps an output var to a source added to it."""
+    if eqn.name in NESTED:
+        defs, call = NESTED[eqn.name](eqn, names, indent)
+        outs = [names.of.get(v) or names.new(v) for v in eqn.outputs]
+        lines = defs + [f"{indent}{''.join(o + ', ' for o in outs)}= {call}{_comment(eqn)}"]
+        return lines + [f"{indent}{v} = {v} + {add[var]}" for var, v in zip(eqn.outputs, outs) if add and var in add]
     call = eqn_call(eqn, names)
     outs = [names.of.get(v) or names.new(v) for v in eqn.outputs]
     extra = [f" + {add[v]}" if add and v in add else "" for v in eqn.outputs]
@@ -206,3 +220,6 @@ def eqn_lines(eqn: Eqn, names: Names, indent: str, add: dict | None = None) -> l
         lines = [f"{indent}{', '.join(outs)}, = {call}{_comment(eqn)}"]
         return lines + [f"{indent}{o} = {o}{e}" for o, e in zip(outs, extra) if e]
     return [f"{indent}{outs[0]} = {call}{extra[0]}{_comment(eqn)}"]
+
+
+from ntkc.backends import source_control  # noqa: E402,F401  (registers NESTED)

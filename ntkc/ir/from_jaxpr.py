@@ -227,6 +227,16 @@ def lower_plain(fn: Callable, *args: Any) -> Graph:
                  eqns=tuple(lowering.eqns), outputs=tuple(outputs))
 
 
+def read_closed(closed) -> Graph:
+    """A ``jcore.ClosedJaxpr`` (e.g. a ``scan`` body or a ``cond`` branch found in an equation's
+    params) as a :class:`Graph` without tangent inputs, calls inlined. Nothing is traced."""
+    lowering = _Lowering()
+    inputs = [lowering.new_var(v.aval) for v in closed.jaxpr.invars]
+    outputs = lowering.lower(closed.jaxpr, closed.consts, inputs)
+    return Graph(primal_inputs=tuple(inputs), tangent_inputs=(), consts=lowering.consts,
+                 eqns=tuple(lowering.eqns), outputs=tuple(outputs))
+
+
 def bind(eqn: Eqn, values: list) -> list:
     """Evaluate one equation on concrete (or traced) values; always returns a list."""
     out = eqn.primitive.bind(*values, **eqn.params)
