@@ -1,5 +1,6 @@
 """ntkc: a compiler for the finite-width neural tangent kernel of JAX functions."""
 
+from ntkc import adapters
 from ntkc.api import ntk_fn, valid_methods
 from ntkc.axes import KernelAxes
 from ntkc.compiled import CompiledNTK, compile, deserialize
