@@ -1,8 +1,9 @@
 """Run exported NTK modules in an interpreter that cannot import ntkc (used by test_export.py).
 
-Usage: ``python exported_runner.py DIR``. ``DIR/inputs.pkl`` maps a module file name to its
-``(x1, x2, params)``; every module's ``ntk`` runs eagerly and under ``jax.jit``, and the results
-go to ``DIR/results.pkl`` as ``{file: (eager, jitted)}`` (NumPy leaves).
+Usage: ``python exported_runner.py DIR``. ``DIR/inputs.pkl`` maps a module file name to
+``(x1, x2, params, eager)``; every module's ``ntk`` runs under ``jax.jit``, and also eagerly when
+``eager`` is true; the results go to ``DIR/results.pkl`` as ``{file: (eager or None, jitted)}``
+(NumPy leaves).
 """
 
 import importlib.abc
@@ -33,10 +34,10 @@ def main(directory: str) -> None:
     folder = pathlib.Path(directory)
     inputs = pickle.loads((folder / "inputs.pkl").read_bytes())
     results = {}
-    for name, (x1, x2, params) in sorted(inputs.items()):
+    as_numpy = lambda tree: jax.tree_util.tree_map(np.asarray, tree)
+    for name, (x1, x2, params, eager) in sorted(inputs.items()):
         ntk = runpy.run_path(str(folder / name))["ntk"]
-        as_numpy = lambda tree: jax.tree_util.tree_map(np.asarray, tree)
-        results[name] = (as_numpy(ntk(x1, x2, params)), as_numpy(jax.jit(ntk)(x1, x2, params)))
+        results[name] = (as_numpy(ntk(x1, x2, params)) if eager else None, as_numpy(jax.jit(ntk)(x1, x2, params)))
     (folder / "results.pkl").write_bytes(pickle.dumps(results))
 
 

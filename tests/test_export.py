@@ -46,9 +46,11 @@ GROUPS = [sorted(ZOO)[i::8] for i in range(8)]
 
 @pytest.mark.parametrize("names", GROUPS, ids=lambda names: "+".join(names))
 def test_exported_source_equals_compiled_kernel_without_ntkc(names, tmp_path):
-    """Every zoo model × method: the exported module, run where ntkc cannot be imported,
-    eagerly and under jax.jit, equals the compiled kernel. A quarter of the models export with
-    x2=None; serialization round-trips are checked on one method per model, in rotation."""
+    """Every zoo model × method: the exported module, run where ntkc cannot be imported, under
+    jax.jit, equals the compiled kernel; so does running it eagerly — for the structured module
+    of every model and, in rotation, one other method's (eager execution costs 3–5× a jit, so
+    all 114 eager runs would dominate the suite). A quarter of the models export with x2=None;
+    serialization round-trips are checked on one method per model, in rotation."""
     expected, inputs = {}, {}
     for name in names:
         index = sorted(ZOO).index(name)
@@ -57,8 +59,9 @@ def test_exported_source_equals_compiled_kernel_without_ntkc(names, tmp_path):
             file = f"{name}_{method}.py"
             c.export(tmp_path / file)
             expected[file] = jax.tree_util.tree_map(np.asarray, c(*args))
-            inputs[file] = jax.tree_util.tree_map(np.asarray, args)
-            if METHODS[index % len(METHODS)] == method:
+            rotation = METHODS[index % len(METHODS)]
+            inputs[file] = (*jax.tree_util.tree_map(np.asarray, args), method in ("structured", rotation))
+            if rotation == method:
                 restored = ntkc.deserialize(c.serialize())
                 _assert_same(restored(*args), expected[file], f"{file}: deserialized")
     (tmp_path / "inputs.pkl").write_bytes(pickle.dumps(inputs))
@@ -68,8 +71,9 @@ def test_exported_source_equals_compiled_kernel_without_ntkc(names, tmp_path):
     assert set(results) == set(expected)
     for file, want in expected.items():
         eager, jitted = results[file]
-        _assert_same(eager, want, f"{file}: eager")
         _assert_same(jitted, want, f"{file}: jit")
+        if inputs[file][-1]:
+            _assert_same(eager, want, f"{file}: eager")
 
 
 def _three_layer_mlp():

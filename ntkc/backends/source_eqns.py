@@ -23,9 +23,9 @@ import math
 import re
 
 import jax
-import jax.extend.core
 import numpy as np
 
+from ntkc.ir.from_jaxpr import is_primitive
 from ntkc.ir.graph import Eqn, Lit, Var
 
 #: Arrays with at most this many elements are written inline; larger ones go to the pool.
@@ -86,7 +86,7 @@ def value_source(value, pool: ConstantPool) -> str:
         return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
     if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
         return _dtype_source(value, "jnp")
-    if isinstance(value, jax.extend.core.Primitive):
+    if is_primitive(value):
         return primitive_source(value)
     if isinstance(value, enum.Enum):
         owner = _lax_class(value)

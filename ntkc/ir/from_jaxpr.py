@@ -243,6 +243,11 @@ def bind(eqn: Eqn, values: list) -> list:
     return list(out) if eqn.primitive.multiple_results else [out]
 
 
+def is_primitive(value) -> bool:
+    """Whether a value (e.g. an equation parameter such as ``select_prim``) is a JAX primitive."""
+    return isinstance(value, jcore.Primitive)
+
+
 def literal_value(lit: Lit):
     return np.asarray(lit.value)
 
