@@ -253,85 +253,93 @@ def example_axes(tree) -> list:
     return jax.tree_util.tree_leaves(tree, is_leaf=lambda a: a is None)
 
 
+def _kwarg_sources(leaves, pool: ConstantPool) -> list[str]:
+    return [value_source(np.asarray(v, jax.numpy.result_type(v)), pool) for v in leaves]
+
+
+def side_lines(comp, k: int, u: int, out_shape, p_names: list[str], pool: ConstantPool,
+               leaf_label) -> tuple[list[str], list[str]]:
+    """(the ``operands`` function of side ``k`` for output leaf ``u``, the lines of ``ntk``
+    calling it): vmapped over examples under ``vmap_axes``; one batch of both sides' examples
+    (then split into ``ops1``/``ops2``) when the sides share their graph."""
+    side_ir = comp.sides[k - 1]
+    side = side_ir.side
+    fused = len(comp.sides) == 2 and comp.sides[0].graph is comp.sides[1].graph
+    fn = f"operands{'' if len(comp.sides) == 1 or fused else k}_out{u}"
+    n_x = len(jax.tree_util.tree_leaves(side.x))
+    batched = side.batched_kwargs()[0] if side.vmap is not None else side.kwargs
+    kw_leaves = jax.tree_util.tree_leaves(batched)
+    args = p_names + [f"x{j}" for j in range(n_x)] + [f"k{j}" for j in range(len(kw_leaves))]
+    function = operands_function(side_ir, u, out_shape, fn, args, pool, leaf_label)
+    x_src = [f"{'a' if k == 1 else 'b'}[{j}]" for j in range(n_x)]
+    kw_src = _kwarg_sources(kw_leaves, pool)
+    kw_axes = [side.vmap.kwargs[name] for name in sorted(batched)] if side.vmap is not None else []
+    if fused:  # examples of x2 appended to x1's along each batched leaf's axis
+        x_src = [s if ax is None else f"jnp.concatenate([{s}, b[{j}]], axis={ax})"
+                 for j, (s, ax) in enumerate(zip(x_src, example_axes(side.vmap.x)))]
+        kw2 = _kwarg_sources(jax.tree_util.tree_leaves(comp.sides[1].side.batched_kwargs()[0]), pool)
+        kw_src = [f"jnp.concatenate([{s}, {s2}], axis={ax})" for s, s2, ax in zip(kw_src, kw2, kw_axes)]
+    call_args = ", ".join(["*p"] + x_src + kw_src)
+    target = f"ops{k}"
+    if side.vmap is None:
+        lines = [f"    {target} = {fn}({call_args})"]
+    else:
+        in_axes = tuple([None] * len(p_names) + example_axes(side.vmap.x) + kw_axes)
+        lines = [f"    {target} = jax.vmap({fn}, in_axes={in_axes!r})({call_args})"]
+    if fused:
+        n1 = side.n_examples()
+        lines.append(f"    ops1, ops2 = ({{k: v[:{n1}] for k, v in ops1.items()}}, "
+                     f"{{k: v[{n1}:] for k, v in ops1.items()}})")
+    return function, lines
+
+
+def kernel_lines(comp, kernel, pool: ConstantPool, leaf_label) -> list[str]:
+    """``k<u> = Σ terms / trace_size`` (outside-in Jacobians first), one einsum per term."""
+    physical = lambda side: 1 if len(comp.sides) == 1 else side
+    side_names = {1: "ops1", 2: f"ops{physical(2)}"}
+    consts = {(k, (FACTOR, i, f)): pool.add(np.asarray(spec.value))
+              for k, side_ir in enumerate(comp.sides, 1) for i, use in enumerate(side_ir.uses)
+              for f, spec in enumerate(use.form.factors) if spec.recipe in CONSTANT_RECIPES}
+    sizes = kernel.label_sizes()
+    for jac in kernel.jacobians:
+        sizes.update(zip(jac.labels, jac.shape))
+
+    def operands(c):
+        return [consts.get((physical(op.side), op.key)) or operand_source(op, side_names, physical)
+                for op in c.operands]
+
+    lines = []
+    for jac in kernel.jacobians:
+        parts = [contraction_source(p, operands(p), sizes) for p in jac.parts]
+        lines.append(f"    # ∂f/∂θ{jac.leaf} {leaf_label(jac.leaf)} on side {jac.side} (outside-in weight sharing)")
+        lines.append(f"    jac{physical(jac.side)}_{jac.leaf} = (\n        " + "\n        + ".join(parts) + "\n    )")
+    name, dtype = f"k{kernel.output}", value_source(np.dtype(kernel.dtype), pool)
+    if not kernel.terms:
+        return lines + [f"    {name} = jnp.zeros({kernel.result_shape!r}, {dtype})"]
+    lines.append(f"    {name} = (")
+    for t, term in enumerate(kernel.terms):
+        c = term.contraction
+        cost = "" if c.flops is None else f"; {c.flops:,} FLOPs"
+        lines.append(f"        # θ{term.leaf} {leaf_label(term.leaf)} via {term_note(comp, term)}{cost}")
+        lines.append(f"        {'+ ' if t else ''}{contraction_source(c, operands(c), sizes)}")
+    mean = f"({name} / {kernel.trace_size})" if kernel.trace_size != 1 else name
+    return lines + ["    )", f"    {name} = {mean}.astype({dtype})"]
+
+
 def structured_body(comp, p_names: list[str], pool: ConstantPool, leaf_label) -> tuple[list[str], list[str]]:
     """(functions, lines of ``ntk``'s body) of a structured compilation."""
     functions, body = [], []
     fused = len(comp.sides) == 2 and comp.sides[0].graph is comp.sides[1].graph
-    x_args = {1: "a", 2: "b"}
-    kernels_out = []
     for kernel in comp.kernels:
-        u = kernel.output
-        out1, out2, _, fx = output_leaves(comp)[u]
+        out1, out2, _, fx = output_leaves(comp)[kernel.output]
         example = lambda shape: tuple(n for i, n in enumerate(shape) if i != fx)
-        side_names = {}
-        for k, side_ir in enumerate(comp.sides, 1):
-            if fused and k == 2:
-                side_names[2] = "ops2"
-                continue
-            fn = f"operands{'' if len(comp.sides) == 1 or fused else k}_out{u}"
-            side = side_ir.side
-            n_x = len(jax.tree_util.tree_leaves(side.x))
-            batched, _ = side.batched_kwargs() if side.vmap is not None else (side.kwargs, {})
-            kw_leaves = jax.tree_util.tree_leaves(batched)
-            args = p_names + [f"x{j}" for j in range(n_x)] + [f"k{j}" for j in range(len(kw_leaves))]
-            functions.append(operands_function(side_ir, u, example((out1 if k == 1 else out2).shape),
-                                               fn, args, pool, leaf_label))
-            kw_src = [value_source(np.asarray(v, jax.numpy.result_type(v)), pool) for v in kw_leaves]
-            x_src = [f"{x_args[k]}[{j}]" for j in range(n_x)]
-            if fused:
-                other = comp.sides[1].side
-                x_axes = example_axes(side.vmap.x)
-                x_src = [s if ax is None else f"jnp.concatenate([{s}, b[{j}]], axis={ax})"
-                         for j, (s, ax) in enumerate(zip(x_src, x_axes))]
-                kw2 = jax.tree_util.tree_leaves(other.batched_kwargs()[0])
-                kw_axes = [side.vmap.kwargs[name] for name in sorted(batched)]
-                kw_src = [f"jnp.concatenate([{s}, {value_source(np.asarray(v2, jax.numpy.result_type(v2)), pool)}], axis={ax})"
-                          for s, v2, ax in zip(kw_src, kw2, kw_axes)]
-            call_args = ", ".join(["*p"] + x_src + kw_src)
-            target = "ops1" if k == 1 else "ops2"
-            side_names[k] = target
-            if side.vmap is None:
-                body.append(f"    {target} = {fn}({call_args})")
-            else:
-                kw_axes = [side.vmap.kwargs[name] for name in sorted(batched)]
-                in_axes = tuple([None] * len(p_names) + example_axes(side.vmap.x) + kw_axes)
-                body.append(f"    {target} = jax.vmap({fn}, in_axes={in_axes!r})({call_args})")
-            if fused:
-                n1 = side.n_examples()
-                body.append(f"    ops1, ops2 = ({{k: v[:{n1}] for k, v in {target}.items()}}, "
-                            f"{{k: v[{n1}:] for k, v in {target}.items()}})")
-        if len(comp.sides) == 1:
-            side_names[2] = side_names[1]
-        physical = lambda side: 1 if len(comp.sides) == 1 else side
-        consts = {(k, (FACTOR, i, f)): pool.add(np.asarray(spec.value))
-                  for k, side_ir in enumerate(comp.sides, 1) for i, use in enumerate(side_ir.uses)
-                  for f, spec in enumerate(use.form.factors) if spec.recipe in CONSTANT_RECIPES}
-        sizes = kernel.label_sizes()
-        for jac in kernel.jacobians:
-            sizes.update(zip(jac.labels, jac.shape))
-
-        def operands(c):
-            return [consts.get((physical(op.side), op.key)) or operand_source(op, side_names, physical) for op in c.operands]
-
-        for jac in kernel.jacobians:
-            parts = [contraction_source(p, operands(p), sizes) for p in jac.parts]
-            body.append(f"    # ∂f/∂θ{jac.leaf} {leaf_label(jac.leaf)} on side {jac.side} (outside-in weight sharing)")
-            body.append(f"    jac{physical(jac.side)}_{jac.leaf} = (\n        " + "\n        + ".join(parts) + "\n    )")
-        name = f"k{u}"
-        if not kernel.terms:
-            body.append(f"    {name} = jnp.zeros({kernel.result_shape!r}, {value_source(np.dtype(kernel.dtype), pool)})")
-        else:
-            body.append(f"    {name} = (")
-            for t, term in enumerate(kernel.terms):
-                c = term.contraction
-                cost = "" if c.flops is None else f"; {c.flops:,} FLOPs"
-                body.append(f"        # θ{term.leaf} {leaf_label(term.leaf)} via {term_note(comp, term)}{cost}")
-                body.append(f"        {'+ ' if t else ''}{contraction_source(c, operands(c), sizes)}")
-            body.append("    )")
-        mean = f"({name} / {kernel.trace_size})" if kernel.trace_size != 1 else name
-        body.append(f"    {name} = {mean}.astype({value_source(np.dtype(kernel.dtype), pool)})")
-        kernels_out.append(name)
-    return functions, body + [f"    kernels = [{', '.join(kernels_out)}]"]
+        for k in range(1, 2 if fused else len(comp.sides) + 1):
+            function, lines = side_lines(comp, k, kernel.output, example((out1 if k == 1 else out2).shape),
+                                         p_names, pool, leaf_label)
+            functions.append(function)
+            body += lines
+        body += kernel_lines(comp, kernel, pool, leaf_label)
+    return functions, body + [f"    kernels = [{', '.join(f'k{k.output}' for k in comp.kernels)}]"]
 
 
 def header(name: str, method: str, specs, axes: dict, summary: list[str]) -> str:
