@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import jax
 
 from ntkc.ir.terms import COTANGENT, FACTOR, Contraction, KernelPlan, Operand, Term
@@ -92,6 +94,40 @@ def side_labels_for(comp, u: int) -> tuple[SideLabels, SideLabels]:
     return SideLabels(comp, 1, l1, out1.shape, fx), SideLabels(comp, 2, l2, out2.shape, fx)
 
 
+def theta_support(use, theta_ndim: int) -> list:
+    """Per θ axis, which indices the use reads (a boolean vector), or None for all of them.
+
+    A constant factor (``slice``'s selection, a gather window) carrying exactly one θ label is
+    zero at every θ index the use does not read along that axis.
+    """
+    support = [None] * theta_ndim
+    for spec in use.form.factors:
+        theta_axes = [use.form.theta_labels.index(l) for l in spec.labels if l in use.form.theta_labels]
+        if spec.recipe != "constant" or spec.value is None or len(theta_axes) != 1:
+            continue
+        (axis,) = theta_axes
+        position = [l for l in spec.labels].index(use.form.theta_labels[axis])
+        others = tuple(a for a in range(np.ndim(spec.value)) if a != position)
+        reads = np.any(np.asarray(spec.value) != 0, axis=others)
+        support[axis] = reads if support[axis] is None else support[axis] & reads
+    return support
+
+
+def disjoint(a, b, theta_ndim: int) -> bool:
+    """Whether two uses of one leaf read disjoint parts of it (then their term is exactly 0:
+    ``Σ_θ J_a[θ] J_b[θ]`` with one factor zero at every θ). Slices of a stacked parameter, the
+    scan-over-layers idiom, are the common case.
+
+    >>> from types import SimpleNamespace as NS
+    >>> pick = lambda i: NS(form=NS(theta_labels=("l", "w"), factors=(NS(recipe="constant",
+    ...     labels=("o", "l"), value=np.eye(3)[i:i + 1]),)))
+    >>> disjoint(pick(0), pick(1), 2), disjoint(pick(1), pick(1), 2)
+    (True, False)
+    """
+    return any(sa is not None and sb is not None and not np.any(sa & sb)
+               for sa, sb in zip(theta_support(a, theta_ndim), theta_support(b, theta_ndim)))
+
+
 def kernel_plans(comp) -> tuple[KernelPlan, ...]:
     plans = []
     for u, (out1, out2, ka, fx) in enumerate(output_leaves(comp)):
@@ -99,7 +135,8 @@ def kernel_plans(comp) -> tuple[KernelPlan, ...]:
         s1, s2 = side_labels_for(comp, u)
         terms = [
             pair_term(comp, s1, s2, i, j, result)
-            for i, a in enumerate(s1.ir.uses) for j, b in enumerate(s2.ir.uses) if a.leaf == b.leaf
+            for i, a in enumerate(s1.ir.uses) for j, b in enumerate(s2.ir.uses)
+            if a.leaf == b.leaf and not disjoint(a, b, len(comp.theta_shapes[a.leaf]))
         ]
         plans.append(KernelPlan(
             output=u, result=tuple(result), result_shape=ka.result_shape(out1.shape, out2.shape),
