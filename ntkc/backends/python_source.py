@@ -253,7 +253,8 @@ def example_axes(tree) -> list:
     return jax.tree_util.tree_leaves(tree, is_leaf=lambda a: a is None)
 
 
-def _kwarg_sources(leaves, pool: ConstantPool) -> list[str]:
+def kwarg_sources(leaves, pool: ConstantPool) -> list[str]:
+    """Keyword-argument leaves (bound at compile time) as constants of their traced dtype."""
     return [value_source(np.asarray(v, jax.numpy.result_type(v)), pool) for v in leaves]
 
 
@@ -272,12 +273,12 @@ def side_lines(comp, k: int, u: int, out_shape, p_names: list[str], pool: Consta
     args = p_names + [f"x{j}" for j in range(n_x)] + [f"k{j}" for j in range(len(kw_leaves))]
     function = operands_function(side_ir, u, out_shape, fn, args, pool, leaf_label)
     x_src = [f"{'a' if k == 1 else 'b'}[{j}]" for j in range(n_x)]
-    kw_src = _kwarg_sources(kw_leaves, pool)
+    kw_src = kwarg_sources(kw_leaves, pool)
     kw_axes = [side.vmap.kwargs[name] for name in sorted(batched)] if side.vmap is not None else []
     if fused:  # examples of x2 appended to x1's along each batched leaf's axis
         x_src = [s if ax is None else f"jnp.concatenate([{s}, b[{j}]], axis={ax})"
                  for j, (s, ax) in enumerate(zip(x_src, example_axes(side.vmap.x)))]
-        kw2 = _kwarg_sources(jax.tree_util.tree_leaves(comp.sides[1].side.batched_kwargs()[0]), pool)
+        kw2 = kwarg_sources(jax.tree_util.tree_leaves(comp.sides[1].side.batched_kwargs()[0]), pool)
         kw_src = [f"jnp.concatenate([{s}, {s2}], axis={ax})" for s, s2, ax in zip(kw_src, kw2, kw_axes)]
     call_args = ", ".join(["*p"] + x_src + kw_src)
     target = f"ops{k}"

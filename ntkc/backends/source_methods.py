@@ -16,13 +16,13 @@ import math
 import jax
 import numpy as np
 
-from ntkc.backends.python_source import example_axes, inline_graph
+from ntkc.backends.python_source import example_axes, inline_graph, kwarg_sources
 from ntkc.backends.source_eqns import ConstantPool, Names, value_source
 from ntkc.batching import shape_structs
 from ntkc.ir.from_jaxpr import lower_plain
 from ntkc.methods.contract import param_labels
 from ntkc.methods.ntvp import CHUNK_BYTES, _tree_bytes
-from ntkc.passes.pipeline import _example_struct, same_examples
+from ntkc.passes.pipeline import same_examples, traced_inputs
 
 
 def _size(tree) -> int:
@@ -33,16 +33,13 @@ def side_functions(side, k: int, params, p_names: list[str], pool: ConstantPool,
     """``f{k}`` and ``apply{k}`` for one side, and facts the method bodies need."""
     batched = side.batched_kwargs()[0] if side.vmap is not None else side.kwargs
     kw_leaves = jax.tree_util.tree_leaves(batched)
-    kw_src = [value_source(np.asarray(v, jax.numpy.result_type(v)), pool) for v in kw_leaves]
+    kw_src = kwarg_sources(kw_leaves, pool)
     n_x = len(jax.tree_util.tree_leaves(side.x))
     if side.vmap is None:
         fn = lambda p, x, kw: jax.tree_util.tree_leaves(side.f(p, x, **kw))
-        x_struct, kw_struct = shape_structs(side.x), shape_structs(batched)
     else:
         fn = lambda p, x, kw: jax.tree_util.tree_leaves(side.example(p, x, kw))
-        x_struct = _example_struct(side.x, side.vmap.x)
-        kw_struct = {n: _example_struct(v, side.vmap.kwargs[n]) for n, v in batched.items()}
-    graph = lower_plain(fn, shape_structs(params), x_struct, kw_struct)
+    graph = lower_plain(fn, shape_structs(params), *traced_inputs(side))
     args = p_names + [f"x{j}" for j in range(n_x)] + [f"k{j}" for j in range(len(kw_leaves))]
     outs = [f"out{j}" for j in range(len(graph.outputs))]
     f_lines = [f"def f{k}({', '.join(args)}):",

@@ -113,19 +113,20 @@ def theta_support(use, theta_ndim: int) -> list:
     return support
 
 
-def disjoint(a, b, theta_ndim: int) -> bool:
-    """Whether two uses of one leaf read disjoint parts of it (then their term is exactly 0:
-    ``Σ_θ J_a[θ] J_b[θ]`` with one factor zero at every θ). Slices of a stacked parameter, the
-    scan-over-layers idiom, are the common case.
+def disjoint(support_a: list, support_b: list) -> bool:
+    """Whether two uses of one leaf, with :func:`theta_support` ``support_a``/``support_b``, read
+    disjoint parts of it (then their term is exactly 0: ``Σ_θ J_a[θ] J_b[θ]`` with one factor
+    zero at every θ). Slices of a stacked parameter, the scan-over-layers idiom, are the common
+    case.
 
     >>> from types import SimpleNamespace as NS
-    >>> pick = lambda i: NS(form=NS(theta_labels=("l", "w"), factors=(NS(recipe="constant",
-    ...     labels=("o", "l"), value=np.eye(3)[i:i + 1]),)))
-    >>> disjoint(pick(0), pick(1), 2), disjoint(pick(1), pick(1), 2)
+    >>> pick = lambda i: theta_support(NS(form=NS(theta_labels=("l", "w"), factors=(NS(
+    ...     recipe="constant", labels=("o", "l"), value=np.eye(3)[i:i + 1]),))), 2)
+    >>> disjoint(pick(0), pick(1)), disjoint(pick(1), pick(1))
     (True, False)
     """
     return any(sa is not None and sb is not None and not np.any(sa & sb)
-               for sa, sb in zip(theta_support(a, theta_ndim), theta_support(b, theta_ndim)))
+               for sa, sb in zip(support_a, support_b))
 
 
 def kernel_plans(comp) -> tuple[KernelPlan, ...]:
@@ -133,10 +134,12 @@ def kernel_plans(comp) -> tuple[KernelPlan, ...]:
     for u, (out1, out2, ka, fx) in enumerate(output_leaves(comp)):
         result = ka.labels()[2]
         s1, s2 = side_labels_for(comp, u)
+        support = {k: [theta_support(use, len(comp.theta_shapes[use.leaf])) for use in side.ir.uses]
+                   for k, side in ((1, s1), (2, s2))}
         terms = [
             pair_term(comp, s1, s2, i, j, result)
             for i, a in enumerate(s1.ir.uses) for j, b in enumerate(s2.ir.uses)
-            if a.leaf == b.leaf and not disjoint(a, b, len(comp.theta_shapes[a.leaf]))
+            if a.leaf == b.leaf and not disjoint(support[1][i], support[2][j])
         ]
         plans.append(KernelPlan(
             output=u, result=tuple(result), result_shape=ka.result_shape(out1.shape, out2.shape),

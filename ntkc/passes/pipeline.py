@@ -78,15 +78,23 @@ def _example_struct(tree, axes):
     return jax.tree_util.tree_map(one, axes, tree, is_leaf=lambda a: a is None)
 
 
+def traced_inputs(side: Side) -> tuple:
+    """What ``f`` is traced on for one side: ``(x, kwargs)`` as ShapeDtypeStructs — one example
+    (batch axes removed, batched kwargs only; shared kwargs are constants) under ``vmap_axes``,
+    the whole batch otherwise."""
+    if side.vmap is None:
+        return shape_structs(side.x), shape_structs(side.kwargs)
+    batched, _ = side.batched_kwargs()
+    return (_example_struct(side.x, side.vmap.x),
+            {k: _example_struct(v, side.vmap.kwargs[k]) for k, v in batched.items()})
+
+
 def _lower_side(side: Side, params_struct) -> SideIR:
     if side.vmap is None:
         fn = lambda p, xx, **kw: side.f(p, xx, **kw)
-        x, kw = shape_structs(side.x), shape_structs(side.kwargs)
     else:
-        batched, _ = side.batched_kwargs()
         fn = lambda p, xx, **kw: side.example(p, xx, kw)
-        x = _example_struct(side.x, side.vmap.x)
-        kw = {k: _example_struct(v, side.vmap.kwargs[k]) for k, v in batched.items()}
+    x, kw = traced_inputs(side)
     graph, out_tree = lower(fn, params_struct, x, kw)
     return SideIR(side=side, graph=graph, out_tree=out_tree)
 
@@ -106,11 +114,7 @@ def same_examples(side1: Side, side2: Side | None) -> bool:
     b2, shared2 = side2.batched_kwargs()
     if shared1.keys() != shared2.keys() or any(shared1[k] is not shared2[k] for k in shared1):
         return False
-    struct = lambda side, batched: (
-        _example_struct(side.x, side.vmap.x),
-        {k: _example_struct(v, side.vmap.kwargs[k]) for k, v in batched.items()},
-    )
-    one, two = struct(side1, b1), struct(side2, b2)
+    one, two = traced_inputs(side1), traced_inputs(side2)
     return jax.tree_util.tree_structure(one) == jax.tree_util.tree_structure(two) and all(
         a.shape == b.shape and a.dtype == b.dtype
         for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(two)))
