@@ -6,6 +6,7 @@ import warnings
 from typing import Any, Callable, Sequence
 
 from ntkc.axes import canonicalize_axes
+from ntkc.complex_models import complex_kernel, complex_out, has_complex_params, real_problem
 from ntkc.methods import METHODS
 from ntkc.problem import build_problem
 from ntkc.backends.jax_program import run_plan
@@ -59,6 +60,10 @@ def ntk_fn(
         contraction orders whose intermediates fit, ``ntvp`` processes output columns in chunks
         that fit; ``jacobian`` ignores it (its Jacobians are what they are).
 
+    Complex parameters count as pairs of real parameters (real and imaginary parts), and the
+    kernel is ``J(x1)·J(x2)ᴴ`` (complex when ``f``'s outputs are); for a holomorphic ``f`` this
+    is twice ``J_c·J_cᴴ`` with ``J_c = ∂f/∂θ`` — see :mod:`ntkc.complex_models`.
+
     Returns:
       ``kernel(x1, x2, params, **kwargs)``; ``x2=None`` means ``x2 = x1``. A keyword argument
       given as a 2-tuple is split: the first element goes to x1, the second to x2. The result is
@@ -94,11 +99,11 @@ def ntk_fn(
                                      or memory_limit <= 0):
         raise ValueError(f"`memory_limit` must be a positive int (bytes) or None, got {memory_limit!r}.")
 
-    def kernel(x1: PyTree, x2: PyTree | None, params: PyTree, **kwargs: Any) -> PyTree:
-        problem = build_problem(
-            f, x1, x2, params, kwargs,
-            trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes,
-        )
+    def build(g, x1, x2, params, kwargs):
+        return build_problem(g, x1, x2, params, kwargs, trace_axes=trace_axes,
+                             diagonal_axes=diagonal_axes, vmap_axes=vmap_axes)
+
+    def run(problem, params):
         if method != "auto":
             return METHODS[method](problem, params, memory_limit=memory_limit)
         name, comp, held = choose(problem, params, memory_limit)
@@ -107,5 +112,13 @@ def ntk_fn(
         for w in held:  # the plan that runs has these fallbacks: warn as structured would
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return run_plan(comp, params)
+
+    def kernel(x1: PyTree, x2: PyTree | None, params: PyTree, **kwargs: Any) -> PyTree:
+        if has_complex_params(params):
+            return complex_kernel(run, *real_problem(build, f, x1, x2, params, kwargs))
+        problem = build(f, x1, x2, params, kwargs)
+        if complex_out(problem):
+            return complex_kernel(run, *real_problem(build, f, x1, x2, params, kwargs))
+        return run(problem, params)
 
     return kernel

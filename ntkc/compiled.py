@@ -134,16 +134,18 @@ def compile(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None, *
     ``jax.ShapeDtypeStruct``); ``kwargs`` are bound as constants. See :func:`ntkc.ntk_fn` for the
     axes and ``memory_limit``; ``dims`` names sizes in :meth:`CompiledNTK.cost_report`."""
     from ntkc.api import ntk_fn
+    from ntkc.complex_models import real_problem
     from ntkc.passes.select import choose_method
-    from ntkc.problem import build_problem
+    from ntkc.problem import build_problem, require_real
     from ntkc.report import cost_report
 
     axes = dict(trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes)
     ntk_fn(f, method=method, memory_limit=memory_limit, **axes)  # argument checks
     specs = (_spec(x1), None if x2 is None else _spec(x2), _spec(params))
     if method == "auto":
-        problem = build_problem(f, specs[0], specs[1], specs[2], kwargs, **axes)
-        method = choose_method(problem, specs[2], memory_limit)
+        build = lambda g, a, b, p, kw: build_problem(g, a, b, p, kw, **axes)
+        problem, real, _ = real_problem(build, f, specs[0], specs[1], specs[2], kwargs)
+        method = choose_method(problem, real, memory_limit)
     kernel = ntk_fn(f, method=method, memory_limit=memory_limit, **axes)
     jitted = jax.jit(lambda a, b, p: kernel(a, b, p, **kwargs))
     lowered = jitted.lower(*specs)
@@ -159,6 +161,7 @@ def compile(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None, *
         from ntkc.ir.printer import render
         from ntkc.passes.pipeline import compile_plan
         problem = build_problem(f, specs[0], specs[1], specs[2], kwargs, **axes)
+        require_real(problem, "the printed plan")
         return render(compile_plan(problem, specs[2], memory_limit=memory_limit))
 
     def source() -> str:

@@ -77,3 +77,15 @@ def build_problem(
     side1 = Side(f=f, x=x1, kwargs=kw1, vmap=vmap)
     side2 = None if x2 is None else Side(f=f, x=x2, kwargs=kw2, vmap=vmap)
     return NTKProblem(side1=side1, side2=side2, axes=axes, out1=out1, out2=out2)
+
+
+def require_real(problem: NTKProblem, what: str) -> None:
+    """``what`` (a cost report, a printed plan, exported source) describes the real-valued
+    computation: a model with complex outputs is refused with a clear error instead of being
+    described as if its kernel had no conjugate."""
+    for keypath, leaf in jax.tree_util.tree_leaves_with_path(problem.out1):
+        if jax.numpy.issubdtype(leaf.dtype, jax.numpy.complexfloating):
+            raise TypeError(
+                f"`f` output leaf {jax.tree_util.keystr(keypath) or '<root>'} is complex ({leaf.dtype}); "
+                f"{what} needs real outputs. `ntk_fn` and `ntkc.compile` handle complex models "
+                "(see ntkc.complex_models).")

@@ -27,7 +27,7 @@ import numpy as np
 from ntkc.passes.cost import MethodCost, SizeNames, evaluate
 from ntkc.passes.pipeline import Compilation
 from ntkc.passes.select import examples_of, price
-from ntkc.problem import build_problem
+from ntkc.problem import build_problem, require_real
 from ntkc.symbolic import concretize, probe_sizes, size_names
 
 PyTree = Any
@@ -189,6 +189,7 @@ def cost_report(f, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
     named = {**{k: v for k, v in dims.items() if k not in probes}, **probes}
     problem = build_problem(f, x1_c, x2_c, params_c, kwargs, trace_axes=trace_axes,
                             diagonal_axes=diagonal_axes, vmap_axes=vmap_axes)
+    require_real(problem, "a cost report")
     (n1, n2), _ = examples_of(problem)
     out = jax.tree_util.tree_leaves(problem.out1)[0]
     names = size_names(named, (n1, n2), math.prod(out.shape) // max(n1, 1), factor=bool(probes))

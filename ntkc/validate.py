@@ -29,8 +29,9 @@ def check_params(params: PyTree) -> None:
             ) from None
         if jnp.issubdtype(dtype, jnp.complexfloating):
             raise TypeError(
-                f"`params` leaf {_path(keypath)} is complex ({dtype}); complex parameters are not "
-                "supported yet."
+                f"`params` leaf {_path(keypath)} is complex ({dtype}); complex parameters are "
+                "handled by `ntk_fn` and `ntkc.compile` (as pairs of real parameters, see "
+                "ntkc.complex_models); cost reports and exported source need real parameters."
             )
         if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(

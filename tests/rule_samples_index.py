@@ -118,9 +118,34 @@ def _gather_samples(add) -> None:
                    _ints([1], [4])))
 
 
+def _scatter_samples(add) -> None:
+    ids = _ints([1, -1], [4, 0], [2, 2])
+    oob = _ints([1, 7], [-9, 4], [3, 5])
+    add("scatter-add",
+        RuleSample("operand", lambda t, o: t.at[o].add(o.astype(t.dtype)[:, None] * t[0, 0]), rand(0, 5, 3),
+                   _ints(4, 0, 4)),
+        RuleSample("table-rows", lambda t, o: (o[1] * t[0, 0]).at[o[0]].add(t), rand(0, 4, 3),
+                   (_ints(4, 0, -2, 4), rand(1, 5, 3))),
+        RuleSample("rows-2d", lambda t, o: (o[1] * t[0, 0, 0]).at[o[0]].add(t), rand(0, 3, 2, 3),
+                   (ids, rand(1, 5, 3))),
+        RuleSample("clip-oob", lambda t, o: (o[1] * t[0, 0]).at[o[0]].add(t, mode="clip"), rand(0, 3, 3),
+                   (oob[:, 0], rand(1, 5, 3))),
+        RuleSample("drop-oob", lambda t, o: (o[1] * t[0, 0]).at[o[0]].add(t, mode="drop"), rand(0, 3, 3),
+                   (oob[:, 0], rand(1, 5, 3))),
+        RuleSample("two-indexed-axes", lambda t, o: (o[2] * t[0, 0]).at[o[0], o[1]].add(t), rand(0, 3, 2),
+                   (_ints(1, 4, 2), _ints(3, 0, 1), rand(1, 5, 4, 2))),
+        RuleSample("along-axis1", lambda t, o: (o[1] * t[0, 0, 0]).at[:, o[0]].add(t), rand(0, 2, 3, 4),
+                   (_ints(0, 3, 3), rand(1, 2, 5, 4))))
+    add("tile",
+        RuleSample("rows", lambda t, o: jnp.tile(t, (3, 1)), rand(0, 2, 3)),
+        RuleSample("both-axes", lambda t, o: jnp.tile(t, (2, 3)), rand(0, 2, 3)),
+        RuleSample("last-axis", lambda t, o: lax.tile(t, (1, 2)), rand(0, 2, 3)))
+
+
 def register(add) -> None:
     """Add samples with ``add(primitive_name, RuleSample(...), ...)``."""
     _shape_samples(add)
     _selection_samples(add)
     _dynamic_samples(add)
     _gather_samples(add)
+    _scatter_samples(add)

@@ -43,7 +43,7 @@ def test_rule_matches_primitive(name, sample):
     graph = lower_linear(sample.fn, sample.theta, sample.other)
     uses = [u for u in find_uses(graph) if u.eqn.name == name]
     assert uses, f"sample {sample.id} has no {name} equation reading θ̇ directly:\n{graph.pretty()}"
-    primal = PrimalEnv(graph, jax.tree_util.tree_leaves(sample.other))
+    primal = PrimalEnv.of_graph(graph, jax.tree_util.tree_leaves(sample.other))
     rng = np.random.default_rng(0)
     for use in uses:
         for spec in use.form.factors:

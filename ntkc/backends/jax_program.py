@@ -29,23 +29,40 @@ def _read(env: dict, atom):
 
 
 class PrimalEnv:
-    """The primal equations of a graph evaluated for one example.
+    """The primal equations of a graph (or of one iteration of a kept loop's body) evaluated for
+    one example.
 
     ``read(atom)`` is an input's primal value; ``linear_zero(atom)`` the same, except that
     values depending on the parameter tangents read as zeros.
     """
 
-    def __init__(self, graph: Graph, primal_values: list):
-        env: dict[Var, Any] = dict(graph.consts)
-        env.update(zip(graph.primal_inputs, primal_values))
-        linear_vars = set(graph.tangent_inputs)
-        for eqn in graph.eqns:
+    def __init__(self, eqns, env: dict, linear_vars: set):
+        env, linear_vars = dict(env), set(linear_vars)
+        for eqn in eqns:
             if eqn.linear:
                 linear_vars.update(eqn.outputs)
                 continue
             env.update(zip(eqn.outputs, bind(eqn, [_read(env, v) for v in eqn.inputs])))
         self.env = env
         self.linear_vars = linear_vars
+
+    @classmethod
+    def of_graph(cls, graph: Graph, primal_values: list) -> "PrimalEnv":
+        env: dict[Var, Any] = dict(graph.consts)
+        env.update(zip(graph.primal_inputs, primal_values))
+        return cls(graph.eqns, env, set(graph.tangent_inputs))
+
+    def body(self, eqn, consts: list, x_t: list) -> "PrimalEnv":
+        """Iteration t of kept loop ``eqn``: its body's primal equations on the (outer) const
+        values and slice t of its ``xs``; linear inputs and carries read as zeros."""
+        loop = eqn.loop
+        n_consts, n_carry = len(loop.consts), len(loop.carry)
+        outer_linear = [isinstance(a, Var) and a in self.linear_vars for a in eqn.inputs]
+        env = dict(self.env)
+        env.update(zip(loop.consts, consts))
+        env.update(zip(loop.xs, x_t))
+        linear = {v for v, lin in zip(loop.inputs, outer_linear) if lin} | set(loop.carry)
+        return PrimalEnv(loop.eqns, env, linear)
 
     def read(self, atom):
         return _read(self.env, atom)
@@ -56,9 +73,54 @@ class PrimalEnv:
         return _read(self.env, atom)
 
     def factors(self, use) -> tuple:
-        """The arrays of one use's factors."""
+        """The arrays of one use's factors (a use outside loops)."""
         return tuple(FACTOR_OPS[spec.recipe](spec, eqn, self.read, self.linear_zero)
                      for spec, eqn in zip(use.form.factors, use.factor_eqns))
+
+
+def _factor_arrays(env: PrimalEnv, indexed_uses) -> dict:
+    return {(FACTOR, i, f): FACTOR_OPS[spec.recipe](spec, eqn, env.read, env.linear_zero)
+            for i, use in indexed_uses
+            for f, (spec, eqn) in enumerate(zip(use.form.factors, use.factor_eqns))
+            if spec.recipe not in CONSTANT_RECIPES}
+
+
+def loop_factors(primal: PrimalEnv, eqn, indexed_uses) -> dict:
+    """The per-example factors of the uses inside kept loop ``eqn``, one per iteration, stacked
+    along a leading axis: the body's primal equations and the factor recipes run under
+    ``vmap`` over the iterations (``xs`` sliced, consts shared)."""
+    loop = eqn.loop
+    n_consts, n_carry = len(loop.consts), len(loop.carry)
+    outer = [primal.linear_zero(a) for a in eqn.inputs]
+    consts, xs = outer[:n_consts], outer[n_consts + n_carry:]
+    one = lambda x_t: _factor_arrays(primal.body(eqn, consts, x_t), indexed_uses)
+    return jax.vmap(one, axis_size=loop.length)(xs)
+
+
+def run_loop(eqn, ins: list, env: dict, deltas: dict) -> list:
+    """Kept loop ``eqn`` on the linear program's values ``ins`` as one ``lax.scan``, with
+    ``deltas[z]`` (stacked: one per iteration) added to body var z where it is defined."""
+    loop = eqn.loop
+    n_consts, n_carry = len(loop.consts), len(loop.carry)
+    consts, xs = ins[:n_consts], ins[n_consts + n_carry:]
+    carry = [jnp.asarray(c, v.dtype) for c, v in zip(ins[n_consts:n_consts + n_carry], loop.carry)]
+
+    where = list(deltas)
+
+    def step(carry_t, sliced):
+        x_t, d_list = sliced
+        d_t = dict(zip(where, d_list))
+        vals = dict(zip(loop.consts, consts))
+        vals.update(zip(loop.carry, carry_t))
+        vals.update(zip(loop.xs, x_t))
+        read = lambda a: vals[a] if isinstance(a, Var) and a in vals else _read(env, a)
+        for inner in loop.eqns:
+            for var, val in zip(inner.outputs, bind(inner, [read(v) for v in inner.inputs])):
+                vals[var] = val + d_t[var] if var in d_t else val
+        return [read(c) for c in loop.carry_out], [read(y) for y in loop.ys]
+
+    carry, ys = jax.lax.scan(step, carry, (xs, [deltas[z] for z in where]), length=loop.length, reverse=loop.reverse)
+    return list(carry) + list(ys)
 
 
 def example_arrays(side_ir, out_index: int, out_shape, primal_values: list) -> dict:
@@ -66,41 +128,50 @@ def example_arrays(side_ir, out_index: int, out_shape, primal_values: list) -> d
     ``{(COTANGENT, use, None): ∂f/∂z, (FACTOR, use, f): factor}`` for output leaf ``out_index``.
 
     Constant factors are left out (they do not depend on the example). Cotangents have shape
-    ``out_shape + z.shape`` minus the target's summed axes.
+    ``out_shape + z.shape`` minus the target's summed axes; a use inside a kept loop has an
+    iteration axis after ``out_shape`` (factors: first).
     """
     graph, uses = side_ir.graph, side_ir.uses
-    primal = PrimalEnv(graph, primal_values)
+    primal = PrimalEnv.of_graph(graph, primal_values)
     env = primal.env
-    arrays = {}
+    arrays = _factor_arrays(primal, [(i, u) for i, u in enumerate(uses) if u.loop is None])
+    loops = {}
     for i, use in enumerate(uses):
-        for f, (spec, eqn) in enumerate(zip(use.form.factors, use.factor_eqns)):
-            if spec.recipe not in CONSTANT_RECIPES:
-                arrays[(FACTOR, i, f)] = FACTOR_OPS[spec.recipe](spec, eqn, primal.read, primal.linear_zero)
-    targets = [t.var for t in side_ir.targets]
+        if use.loop is not None:
+            loops.setdefault(use.loop.eqn, []).append((i, use))
+    for eqn, indexed in loops.items():
+        arrays.update(loop_factors(primal, eqn, indexed))
+    targets = side_ir.targets
 
     def cut(deltas):
         vals = {t: jnp.zeros(t.shape, t.dtype) for t in graph.tangent_inputs}
-        extra = dict(zip(targets, deltas))
+        extra = {t.var: d for t, d in zip(targets, deltas) if t.loop is None}
+        inner = {}
+        for t, d in zip(targets, deltas):
+            if t.loop is not None:
+                inner.setdefault(t.loop, {})[t.var] = d
         for eqn in graph.eqns:
             if not eqn.linear:
                 continue
             ins = [vals[v] if isinstance(v, Var) and v in vals else _read(env, v) for v in eqn.inputs]
-            outs = bind(eqn, ins)
+            outs = run_loop(eqn, ins, env, inner.get(eqn, {})) if eqn.loop is not None else bind(eqn, ins)
             for var, val in zip(eqn.outputs, outs):
                 vals[var] = val + extra[var] if var in extra else val
         outputs = [vals[o] if isinstance(o, Var) and o in vals else jnp.zeros(()) for o in graph.outputs]
         return outputs[out_index]
 
     if targets:
-        zeros = [jnp.zeros(t.shape, t.dtype) for t in targets]
+        stacked = lambda t: ((t.loop.loop.length,) if t.loop is not None else ()) + tuple(t.var.shape)
+        zeros = [jnp.zeros(stacked(t), t.var.dtype) for t in targets]
         out, vjp = jax.vjp(cut, zeros)
         n_out = math.prod(out_shape)
         basis = jnp.eye(n_out, dtype=out.dtype).reshape((n_out,) + tuple(out_shape))
-        cots = jax.vmap(lambda e: vjp(e)[0])(basis)  # one (n_out, *z) per target
+        cots = jax.vmap(lambda e: vjp(e)[0])(basis)  # one (n_out, [T,] *z) per target
         by_target = {}
-        for target, cot in zip(side_ir.targets, cots):
-            cot = cot.reshape(tuple(out_shape) + target.var.shape)
-            by_target[target.var] = cot.sum(axis=tuple(len(out_shape) + a for a in target.summed))
+        for target, cot in zip(targets, cots):
+            cot = cot.reshape(tuple(out_shape) + stacked(target))
+            first = len(out_shape) + (target.loop is not None)
+            by_target[target.var] = cot.sum(axis=tuple(first + a for a in target.summed))
         for i, use in enumerate(uses):
             arrays[(COTANGENT, i, None)] = by_target[use.output]
     return arrays

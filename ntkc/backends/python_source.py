@@ -1,6 +1,8 @@
 """The source backend: a compiled NTK as one standalone Python module that needs only JAX.
 
-:func:`module_source` writes, from the same plan the in-memory program runs, a module with
+:func:`module_source` writes, from the plan the in-memory program runs (with linear scans
+unrolled: the source has no loop form of the sweep, so a scan over T steps is written out T
+times), a module with
 
 * a header docstring: the shapes it was compiled for, the axes, and the cost summary;
 * for ``structured``: per graph, a function computing one example's operands — the primal
@@ -363,16 +365,18 @@ def module_source(f, specs, kwargs: dict, axes: dict, method: str, memory_limit:
     """The standalone module for ``f`` at ``specs = (x1, x2, params)`` (arrays or structs)."""
     from ntkc.backends.source_methods import method_body
     from ntkc.passes.pipeline import compile_plan
-    from ntkc.problem import build_problem
+    from ntkc.problem import build_problem, require_real
 
     x1, x2, params = specs
     problem = build_problem(f, x1, x2, params, kwargs, **axes)
+    require_real(problem, "exported source")
     pool = ConstantPool()
     p_names = leaf_names(params, "p")
     paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
     leaf_label = lambda leaf: f"params{paths[leaf]}"
     if method == "structured":
-        comp = compile_plan(problem, params, memory_limit=memory_limit)
+        # Written from the unrolled plan: the source has no loop form of the backward sweep.
+        comp = compile_plan(problem, params, memory_limit=memory_limit, loops=False)
         functions, body = structured_body(comp, p_names, pool, leaf_label)
     else:
         functions, body = method_body(problem, params, method, memory_limit, p_names, pool)

@@ -10,8 +10,9 @@ Reading it uses ``jax.extend.core`` (``Literal``, ``Var``, ``ClosedJaxpr``) only
 
 Call-like equations (``jit``/``pjit``, ``closed_call``, ``custom_jvp_call``, ``custom_vjp_call``,
 ``checkpoint``/``remat``) are inlined recursively, so later passes see primitives; ``scan``s of
-the linear program (``lax.scan``, and ``fori_loop`` with static bounds) are unrolled into their
-iterations (:meth:`_Lowering.unroll_scan`), and linear ``cond``s become all branches plus a
+the linear program (``lax.scan``, and ``fori_loop`` with static bounds) stay one equation owning
+its lowered body (:meth:`_Lowering.keep_loop`) or, where that does not apply, are unrolled into
+their iterations (:meth:`_Lowering.unroll_scan`); linear ``cond``s become all branches plus a
 ``select_n`` (:meth:`_Lowering.select_branches`); primal scans and conds stay whole. This is
 exact: an inlined call computes the same values. It is unsafe only for effects (callbacks with
 side effects run the same number of times, but their order relative to other calls is not
@@ -27,7 +28,7 @@ import jax
 import jax.extend.core as jcore
 import numpy as np
 
-from ntkc.ir.graph import Eqn, Graph, Lit, Var
+from ntkc.ir.graph import Eqn, Graph, Lit, Loop, Var
 
 #: Call-like primitives whose body is inlined, by name.
 INLINE = frozenset({
@@ -59,11 +60,13 @@ def _source(eqn) -> str:
 
 
 class _Lowering:
-    def __init__(self) -> None:
+    def __init__(self, loops: bool = False) -> None:
         self.ids = itertools.count()
         self.eqns: list[Eqn] = []
         self.consts: dict[Var, Any] = {}
         self.linear: set[Var] = set()
+        self.tangents: dict[Var, int] = {}
+        self.loops = loops
 
     def new_var(self, aval) -> Var:
         return Var(id=next(self.ids), shape=tuple(aval.shape), dtype=aval.dtype)
@@ -97,6 +100,49 @@ class _Lowering:
     def unrollable(self, eqn, ins: list) -> bool:
         """A scan of the linear program with at most :data:`MAX_UNROLL` iterations."""
         return 0 < eqn.params["length"] <= MAX_UNROLL and self.is_linear(ins)
+
+    def keepable(self, eqn, ins: list) -> bool:
+        """A linear scan that stays a :class:`Loop`: loops are on, it is not inside another
+        kept loop, it runs at least twice, and no parameter tangent is a carry's initial value
+        (a tangent read at iteration 0 only; such scans are unrolled)."""
+        n_consts, n_carry = eqn.params["num_consts"], eqn.params["num_carry"]
+        carry_init = ins[n_consts:n_consts + n_carry]
+        return (self.loops and eqn.params["length"] >= 2 and self.is_linear(ins)
+                and not any(isinstance(a, Var) and a in self.tangents for a in carry_init))
+
+    def keep_loop(self, eqn, ins: list) -> list:
+        """A linear ``scan`` as one equation owning its lowered body (:class:`Loop`).
+
+        The body is lowered once, into its own equation list; its carries are linear, and a
+        const or ``xs`` input is linear when the scan's input is. A body input that receives a
+        parameter tangent is recorded in ``Loop.theta`` so consumers inside the body become
+        uses of that parameter (:func:`ntkc.passes.consumers.find_uses`).
+        """
+        params = eqn.params
+        body, n_consts, n_carry = params["jaxpr"], params["num_consts"], params["num_carry"]
+        new = [self.new_var(v.aval) for v in body.jaxpr.invars]
+        consts, carry, xs = new[:n_consts], new[n_consts:n_consts + n_carry], new[n_consts + n_carry:]
+        theta = {}
+        for pos, (outer, inner) in enumerate(zip(ins, new)):
+            if n_consts <= pos < n_consts + n_carry or (isinstance(outer, Var) and outer in self.linear):
+                self.linear.add(inner)
+            if isinstance(outer, Var) and outer in self.tangents:
+                theta[inner] = (self.tangents[outer], pos >= n_consts + n_carry)
+        outer_eqns, self.eqns, self.loops = self.eqns, [], False
+        try:
+            outs = self.lower(body.jaxpr, tuple(body.consts), new)
+            outs = [self.consumed(o, list(theta)) for o in outs]
+            body_eqns = tuple(self.eqns)
+        finally:
+            self.eqns, self.loops = outer_eqns, True
+        loop = Loop(length=params["length"], reverse=params["reverse"], consts=tuple(consts),
+                    carry=tuple(carry), xs=tuple(xs), eqns=body_eqns, carry_out=tuple(outs[:n_carry]),
+                    ys=tuple(outs[n_carry:]), theta=theta)
+        results = [self.new_var(v.aval) for v in eqn.outvars]
+        self.linear.update(results)
+        self.eqns.append(Eqn(primitive=eqn.primitive, inputs=tuple(ins), outputs=tuple(results),
+                             params=dict(eqn.params), linear=True, source=_source(eqn), loop=loop))
+        return results
 
     def select_branches(self, eqn, ins: list) -> list:
         """A linear ``cond``/``switch`` as every branch inlined, then ``select_n`` on the index.
@@ -151,6 +197,8 @@ class _Lowering:
             if eqn.primitive.name in INLINE:
                 body, body_consts = _body(eqn)
                 outs = self.lower(body, body_consts, ins)
+            elif eqn.primitive.name == "scan" and self.keepable(eqn, ins):
+                outs = self.keep_loop(eqn, ins)
             elif eqn.primitive.name == "scan" and self.unrollable(eqn, ins):
                 outs = self.unroll_scan(eqn, ins)
             elif eqn.primitive.name == "cond" and self.is_linear(ins):
@@ -169,11 +217,12 @@ class _Lowering:
         return [self.read(env, a) for a in jaxpr.outvars]
 
 
-def lower(f: Callable, params: Any, x: Any, kwargs: dict[str, Any]) -> tuple[Graph, Any]:
+def lower(f: Callable, params: Any, x: Any, kwargs: dict[str, Any], *, loops: bool = True) -> tuple[Graph, Any]:
     """Linearize ``f(params, x, **kwargs)`` w.r.t. ``params`` and lower it to a :class:`Graph`.
 
     ``params``, ``x`` and ``kwargs`` may be arrays or ``jax.ShapeDtypeStruct``. Returns the graph
-    and the tree structure of ``f``'s output.
+    and the tree structure of ``f``'s output. ``loops`` keeps linear scans whole
+    (:meth:`_Lowering.keep_loop`); without it they are unrolled.
     """
     out_tree = []
 
@@ -185,11 +234,12 @@ def lower(f: Callable, params: Any, x: Any, kwargs: dict[str, Any]) -> tuple[Gra
         return leaves
 
     closed = jax.make_jaxpr(linear_outputs)(params, x, kwargs, params)
-    lowering = _Lowering()
+    lowering = _Lowering(loops=loops)
     n_primal = len(jax.tree_util.tree_leaves((params, x, kwargs)))
     inputs = [lowering.new_var(v.aval) for v in closed.jaxpr.invars]
     tangents = inputs[n_primal:]
     lowering.linear.update(tangents)
+    lowering.tangents.update((t, leaf) for leaf, t in enumerate(tangents))
     outputs = [lowering.consumed(o, tangents) for o in lowering.lower(closed.jaxpr, closed.consts, inputs)]
     graph = Graph(
         primal_inputs=tuple(inputs[:n_primal]), tangent_inputs=tuple(tangents),

@@ -22,17 +22,14 @@ def _check(cond: bool, msg: str) -> None:
         raise IRError(msg)
 
 
-def verify_graph(graph: Graph) -> None:
-    """Every var defined once before use; output shapes/dtypes re-derived; linear flags right."""
-    defined = set(graph.primal_inputs) | set(graph.tangent_inputs) | set(graph.consts)
-    _check(len(defined) == len(graph.primal_inputs) + len(graph.tangent_inputs) + len(graph.consts),
-           "graph inputs/consts are not distinct vars")
-    linear = set(graph.tangent_inputs)
-    for eqn in graph.eqns:
+def _check_eqns(eqns, defined: set, linear: set) -> None:
+    for eqn in eqns:
         for v in eqn.inputs:
             _check(isinstance(v, Lit) or v in defined, f"{eqn.name}: input {v!r} used before definition")
         is_linear = any(isinstance(v, Var) and v in linear for v in eqn.inputs)
         _check(is_linear == eqn.linear, f"{eqn.name}: linear flag {eqn.linear}, inputs say {is_linear}")
+        if eqn.loop is not None:
+            _check_loop(eqn, defined, linear)
         for out, (shape, dtype) in zip(eqn.outputs, infer_outputs(eqn)):
             _check(out not in defined, f"{eqn.name}: output {out!r} defined twice")
             _check(tuple(out.shape) == shape and np.dtype(out.dtype) == np.dtype(dtype),
@@ -40,6 +37,38 @@ def verify_graph(graph: Graph) -> None:
             defined.add(out)
             if is_linear:
                 linear.add(out)
+
+
+def _check_loop(eqn, defined: set, linear: set) -> None:
+    """A kept loop: body inputs match the scan's inputs (``xs`` sliced), the body is a valid
+    equation list over them, and its outputs match the scan's (``ys`` stacked)."""
+    loop = eqn.loop
+    _check(len(loop.inputs) == len(eqn.inputs) and len(loop.outputs) == len(eqn.outputs),
+           "loop: body inputs/outputs do not match the scan's")
+    n_fixed = len(loop.consts) + len(loop.carry)
+    for k, (outer, inner) in enumerate(zip(eqn.inputs, loop.inputs)):
+        shape = tuple(outer.shape)[1:] if k >= n_fixed else tuple(outer.shape)
+        _check(k < n_fixed or tuple(outer.shape)[:1] == (loop.length,), f"loop: xs {outer!r} not of length {loop.length}")
+        _check(tuple(inner.shape) == shape, f"loop: body input {inner!r} for {outer!r}")
+    body_linear = {v for v, a in zip(loop.inputs, eqn.inputs) if isinstance(a, Var) and a in linear} | set(loop.carry)
+    body_defined = set(defined) | set(loop.inputs)
+    _check_eqns(loop.eqns, body_defined, body_linear)
+    for o in loop.outputs:
+        _check(isinstance(o, Lit) or o in body_defined, f"loop: body output {o!r} undefined")
+    for inner, outer in zip(loop.carry_out, eqn.outputs):
+        _check(tuple(inner.shape) == tuple(outer.shape), f"loop: carry {inner!r} for {outer!r}")
+    for inner, outer in zip(loop.ys, eqn.outputs[len(loop.carry):]):
+        _check((loop.length,) + tuple(inner.shape) == tuple(outer.shape), f"loop: y {inner!r} for {outer!r}")
+    for var, (leaf, stacked) in loop.theta.items():
+        _check(var in loop.inputs and stacked == (var in loop.xs), f"loop: θ{leaf} input {var!r}")
+
+
+def verify_graph(graph: Graph) -> None:
+    """Every var defined once before use; output shapes/dtypes re-derived; linear flags right."""
+    defined = set(graph.primal_inputs) | set(graph.tangent_inputs) | set(graph.consts)
+    _check(len(defined) == len(graph.primal_inputs) + len(graph.tangent_inputs) + len(graph.consts),
+           "graph inputs/consts are not distinct vars")
+    _check_eqns(graph.eqns, defined, set(graph.tangent_inputs))
     for o in graph.outputs:
         _check(isinstance(o, Lit) or o in defined, f"graph output {o!r} undefined")
 
@@ -57,7 +86,10 @@ def verify_use(use, graph: Graph) -> None:
     form = use.form
     where = f"use of θ{use.leaf} by {use.primitives}"
     theta = use.eqn.inputs[use.position]
-    _check(theta in set(graph.tangent_inputs), f"{where}: does not read a parameter tangent")
+    if use.loop is None:
+        _check(theta in set(graph.tangent_inputs), f"{where}: does not read a parameter tangent")
+    else:
+        _check(use.loop.eqn.loop.theta.get(theta, (None,))[0] == use.leaf, f"{where}: reads no θ input of its loop")
     for a, b in zip(use.eqns, use.eqns[1:]):
         _check(a.outputs[0] in b.inputs, f"{where}: chain broken between {a.name} and {b.name}")
     _check(len(set(form.out_labels)) == len(form.out_labels), f"{where}: repeated output label")

@@ -39,6 +39,12 @@ def _columns(column_fn, n_columns: int, bytes_per_column: int, dtype, budget: in
 def ntvp_kernel(problem: NTKProblem, params: PyTree, *, memory_limit: int | None = None) -> PyTree:
     """The NTK by NTK-vector products; one kernel per output leaf. ``memory_limit`` (bytes,
     default :data:`CHUNK_BYTES`) bounds the parameter cotangents held at once."""
+    from ntkc.methods.jacobian import fallback
+    from ntkc.passes.pipeline import reverse_mode_blocker
+
+    blocker = reverse_mode_blocker(problem, params)
+    if blocker is not None:
+        return fallback(problem, params, blocker, "ntvp")
     budget = CHUNK_BYTES if memory_limit is None else memory_limit
     out1, jvp1 = jax.linearize(problem.side1.apply, params)
     if problem.side2 is None:

@@ -10,12 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from ntkc.backends.jax_program import run_plan
-from ntkc.passes.pipeline import compile_plan
+from ntkc.passes.pipeline import StructureUnavailable, compile_plan
 from ntkc.problem import NTKProblem
 
 PyTree = Any
 
 
 def structured_kernel(problem: NTKProblem, params: PyTree, *, memory_limit: int | None = None) -> PyTree:
-    """The NTK by structured derivatives; one kernel per output leaf."""
-    return run_plan(compile_plan(problem, params, memory_limit=memory_limit), params)
+    """The NTK by structured derivatives; one kernel per output leaf. A model JAX cannot run in
+    reverse, or one computing with complex values, gets Jacobian contraction, with a warning."""
+    from ntkc.methods.jacobian import fallback
+
+    try:
+        comp = compile_plan(problem, params, memory_limit=memory_limit)
+    except StructureUnavailable as reason:
+        return fallback(problem, params, reason, "structured")
+    return run_plan(comp, params)

@@ -36,31 +36,55 @@ class SideLabels:
         self.out_shape = tuple(n for i, n in enumerate(out_shape) if i != fx_axis)
 
     def name(self, use_index: int, use, label: str) -> str:
-        theta = dict(zip(use.form.theta_labels, range(len(use.form.theta_labels))))
+        theta = theta_axes(use)
         if label in theta:
             return f"θ{use.leaf}.{theta[label]}"
         return f"{self.k}:{use_index}:{label}"
+
+    def iteration(self, i: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        """(label, size) of a loop use's iteration axis, or empty. Stacked: θ's axis 0, so both
+        sides' iterations are identified (Σ_t, the layers pair with themselves only); shared: a
+        label of this side's own, summed on each side (Σ_t Σ_s, weight sharing across steps)."""
+        use = self.ir.uses[i]
+        if use.loop is None:
+            return (), ()
+        label = f"θ{use.leaf}.0" if use.loop.stacked else f"{self.k}:{i}:iteration"
+        return (label,), (use.loop.length,)
 
     def cotangent(self, i: int) -> Operand:
         use = self.ir.uses[i]
         summed = self.ir.target_of(use).summed
         z = [(self.name(i, use, l), n) for ax, (l, n) in enumerate(zip(use.form.out_labels, use.output.shape))
              if ax not in summed]
+        it, it_shape = self.iteration(i)
         return Operand(side=self.k, kind=COTANGENT, index=i,
-                       labels=self.batch + self.out + tuple(l for l, _ in z),
-                       shape=self.batch_shape + self.out_shape + tuple(n for _, n in z))
+                       labels=self.batch + self.out + it + tuple(l for l, _ in z),
+                       shape=self.batch_shape + self.out_shape + it_shape + tuple(n for _, n in z))
 
     def factors(self, i: int) -> list[Operand]:
         use = self.ir.uses[i]
+        it, it_shape = self.iteration(i)
         ops = []
         for f, spec in enumerate(use.form.factors):
             per_example = spec.recipe not in CONSTANT_RECIPES
             ops.append(Operand(
                 side=self.k, kind=FACTOR, index=i, factor=f,
-                labels=(self.batch if per_example else ()) + tuple(self.name(i, use, l) for l in spec.labels),
-                shape=(self.batch_shape if per_example else ()) + tuple(spec.shape),
+                labels=(self.batch + it if per_example else ()) + tuple(self.name(i, use, l) for l in spec.labels),
+                shape=(self.batch_shape + it_shape if per_example else ()) + tuple(spec.shape),
             ))
         return ops
+
+
+def theta_axes(use) -> dict[str, int]:
+    """The θ axis each of a use's θ labels stands for (a stacked loop use's form describes θ[t],
+    so its labels are θ's axes from 1 on).
+
+    >>> from types import SimpleNamespace as NS
+    >>> theta_axes(NS(form=NS(theta_labels=("i", "o")), loop=NS(stacked=True)))
+    {'i': 1, 'o': 2}
+    """
+    shift = 1 if use.loop is not None and use.loop.stacked else 0
+    return {l: a + shift for a, l in enumerate(use.form.theta_labels)}
 
 
 def pair_term(comp, s1: SideLabels, s2: SideLabels, i: int, j: int, result) -> Term:
@@ -101,12 +125,13 @@ def theta_support(use, theta_ndim: int) -> list:
     zero at every θ index the use does not read along that axis.
     """
     support = [None] * theta_ndim
+    axis_of = theta_axes(use)
     for spec in use.form.factors:
-        theta_axes = [use.form.theta_labels.index(l) for l in spec.labels if l in use.form.theta_labels]
-        if spec.recipe != "constant" or spec.value is None or len(theta_axes) != 1:
+        theta_labels = [l for l in spec.labels if l in axis_of]
+        if spec.recipe != "constant" or spec.value is None or len(theta_labels) != 1:
             continue
-        (axis,) = theta_axes
-        position = [l for l in spec.labels].index(use.form.theta_labels[axis])
+        axis = axis_of[theta_labels[0]]
+        position = list(spec.labels).index(theta_labels[0])
         others = tuple(a for a in range(np.ndim(spec.value)) if a != position)
         reads = np.any(np.asarray(spec.value) != 0, axis=others)
         support[axis] = reads if support[axis] is None else support[axis] & reads
@@ -120,7 +145,7 @@ def disjoint(support_a: list, support_b: list) -> bool:
     case.
 
     >>> from types import SimpleNamespace as NS
-    >>> pick = lambda i: theta_support(NS(form=NS(theta_labels=("l", "w"), factors=(NS(
+    >>> pick = lambda i: theta_support(NS(loop=None, form=NS(theta_labels=("l", "w"), factors=(NS(
     ...     recipe="constant", labels=("o", "l"), value=np.eye(3)[i:i + 1]),))), 2)
     >>> disjoint(pick(0), pick(1)), disjoint(pick(1), pick(1))
     (True, False)

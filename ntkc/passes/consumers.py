@@ -22,6 +22,21 @@ class DenseFallbackWarning(UserWarning):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class InLoop:
+    """Where a use inside a kept loop's body sits: the loop equation, and whether the parameter
+    is ``stacked`` (iteration t reads θ[t]: θ's axis 0 is the iteration) or shared (every
+    iteration reads all of θ). Such a use stands for ``length`` consumers at once: its
+    cotangent and per-example factors carry a leading iteration axis."""
+
+    eqn: Eqn
+    stacked: bool
+
+    @property
+    def length(self) -> int:
+        return self.eqn.loop.length
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Use:
     """Parameter leaf ``leaf`` reaches ``output`` through the chain ``eqns`` with structure ``form``.
 
@@ -36,6 +51,7 @@ class Use:
     form: JacobianForm
     factor_eqns: tuple[Eqn, ...]
     has_rule: bool
+    loop: InLoop | None = None
 
     @property
     def eqn(self) -> Eqn:
@@ -76,33 +92,47 @@ def form_of(eqn: Eqn, pos: int):
         return None
 
 
-def find_uses(graph: Graph) -> list[Use]:
+def readers(graph: Graph) -> list[tuple[int, Eqn, int, InLoop | None]]:
+    """Every (leaf, equation, input position, loop) reading a parameter tangent, in leaf order;
+    a kept loop's body is entered: its equations reading a body input that receives θ̇_l."""
     users = graph.users()
-    uses = []
+    found = []
     for leaf, tangent in enumerate(graph.tangent_inputs):
         for eqn, pos in users.get(tangent, []):
-            shapes = [tuple(getattr(v, "shape", ())) for v in eqn.inputs]
-            out_shape = eqn.outputs[0].shape
-            rule, has_rule = rule_for(eqn.name)
-            if len(eqn.outputs) != 1:
-                raise NotImplementedError(
-                    f"ntkc structured: parameter consumed by multi-output primitive "
-                    f"'{eqn.name}' (from {eqn.source}); use method='jacobian' or 'ntvp'."
-                )
-            reason = "no structure rule for primitive"
-            form = None
-            if has_rule:
-                try:
-                    form = fold_literals(rule(shapes, pos, out_shape, eqn.name, **eqn.params), eqn)
-                except NoStructure as err:
-                    has_rule, reason = False, f"no structure for this configuration ({err}) of primitive"
-            if form is None:
-                warnings.warn(
-                    f"ntkc: {reason} '{eqn.name}' (from {eqn.source}); "
-                    "using its exact dense Jacobian block for this consumer.",
-                    DenseFallbackWarning, stacklevel=2,
-                )
-                form = dense_rule(shapes, pos, out_shape, eqn.name, **eqn.params)
-            uses.append(Use(leaf=leaf, eqns=(eqn,), position=pos, form=form,
-                            factor_eqns=(eqn,) * len(form.factors), has_rule=has_rule))
+            if eqn.loop is None:
+                found.append((leaf, eqn, pos, None))
+                continue
+            inner = eqn.loop.inputs[pos]
+            where = InLoop(eqn=eqn, stacked=eqn.loop.theta[inner][1])
+            found.extend((leaf, e, p, where) for e, p in eqn.loop.users().get(inner, []))
+    return found
+
+
+def find_uses(graph: Graph) -> list[Use]:
+    uses = []
+    for leaf, eqn, pos, loop in readers(graph):
+        shapes = [tuple(getattr(v, "shape", ())) for v in eqn.inputs]
+        out_shape = eqn.outputs[0].shape
+        rule, has_rule = rule_for(eqn.name)
+        if len(eqn.outputs) != 1:
+            raise NotImplementedError(
+                f"ntkc structured: parameter consumed by multi-output primitive "
+                f"'{eqn.name}' (from {eqn.source}); use method='jacobian' or 'ntvp'."
+            )
+        reason = "no structure rule for primitive"
+        form = None
+        if has_rule:
+            try:
+                form = fold_literals(rule(shapes, pos, out_shape, eqn.name, **eqn.params), eqn)
+            except NoStructure as err:
+                has_rule, reason = False, f"no structure for this configuration ({err}) of primitive"
+        if form is None:
+            warnings.warn(
+                f"ntkc: {reason} '{eqn.name}' (from {eqn.source}); "
+                "using its exact dense Jacobian block for this consumer.",
+                DenseFallbackWarning, stacklevel=2,
+            )
+            form = dense_rule(shapes, pos, out_shape, eqn.name, **eqn.params)
+        uses.append(Use(leaf=leaf, eqns=(eqn,), position=pos, form=form,
+                        factor_eqns=(eqn,) * len(form.factors), has_rule=has_rule, loop=loop))
     return uses

@@ -170,21 +170,19 @@ class MethodCost:
 
 
 def _linear_flops(graph, dim, *, with_theta: bool) -> Size:
-    from ntkc.ir.graph import Lit
     from ntkc.passes.flops import eqn_flops
 
-    tangents = set(graph.tangent_inputs)
-    reads_theta = lambda e: any(v in tangents for v in e.inputs if not isinstance(v, Lit))
-    return sum((eqn_flops(e, dim) for e in graph.eqns if e.linear and (with_theta or not reads_theta(e))), 0)
+    return sum((times * eqn_flops(e, dim) for e, times, reads_theta in graph.walk()
+                if e.linear and (with_theta or not reads_theta)), 0)
 
 
 def _primal(graph, dim) -> tuple[Size, Size]:
     """(FLOPs, elements of residuals) of one forward pass."""
     from ntkc.passes.flops import eqn_flops, size_of_shape
 
-    eqns = [e for e in graph.eqns if not e.linear]
-    return (sum((eqn_flops(e, dim) for e in eqns), 0),
-            sum((size_of_shape(o.shape, dim) for e in eqns for o in e.outputs), 0))
+    eqns = [(e, times) for e, times, _ in graph.walk() if not e.linear]
+    return (sum((times * eqn_flops(e, dim) for e, times in eqns), 0),
+            sum((times * size_of_shape(o.shape, dim) for e, times in eqns for o in e.outputs), 0))
 
 
 def method_costs(comp, names: SizeNames, examples) -> dict[str, MethodCost]:

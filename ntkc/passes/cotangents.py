@@ -35,9 +35,11 @@ def summed_axes(forms) -> tuple[int, ...]:
 
 def side_targets(uses) -> tuple[CotangentTarget, ...]:
     by_var: dict = {}
+    loops: dict = {}
     for use in uses:
         by_var.setdefault(use.output, []).append(use.form)
-    return tuple(CotangentTarget(var=v, summed=summed_axes(forms)) for v, forms in by_var.items())
+        loops[use.output] = use.loop.eqn if use.loop is not None else None
+    return tuple(CotangentTarget(var=v, summed=summed_axes(forms), loop=loops[v]) for v, forms in by_var.items())
 
 
 def cotangents_pass(comp):

@@ -101,10 +101,9 @@ def compilation_flops(comp, dim=int, examples=None, outputs=None) -> dict:
     parts = {"primal": 0, "sweep": 0, "fallback": 0, "contractions": 0}
     for side_ir in comp.sides:
         n, graph = examples(side_ir), side_ir.graph
-        tangents = set(graph.tangent_inputs)
-        reads_theta = lambda e: any(v in tangents for v in e.inputs if not isinstance(v, Lit))
-        primal = sum(eqn_flops(e, dim) for e in graph.eqns if not e.linear)
-        backward = sum(eqn_flops(e, dim) for e in graph.eqns if e.linear and not reads_theta(e))
+        primal = sum(times * eqn_flops(e, dim) for e, times, _ in graph.walk() if not e.linear)
+        backward = sum(times * eqn_flops(e, dim) for e, times, reads_theta in graph.walk()
+                       if e.linear and not reads_theta)
         n_out = sum(outputs(size_of_shape(o.shape)) for o in graph.outputs)
         parts["primal"] += n * primal
         parts["sweep"] += n * backward * n_out

@@ -159,6 +159,15 @@ def rev_rule(shapes, pos, out_shape, name, *, dimensions, **params) -> JacobianF
     return _axiswise(len(shape), {int(a): _constant(np.eye(shape[a])[::-1]) for a in dimensions})
 
 
+@register("tile")
+def tile_rule(shapes, pos, out_shape, name, *, reps, **params) -> JacobianForm:
+    """z = tile(θ, reps): per repeated axis ∂z[o]/∂θ[j] = [o mod n = j], a constant (r·n, n)
+    matrix of r stacked identities."""
+    shape = shapes[pos]
+    return _axiswise(len(shape), {a: _constant(np.tile(np.eye(shape[a]), (r, 1)))
+                                  for a, r in enumerate(reps) if r != 1})
+
+
 @register("concatenate")
 def concatenate_rule(shapes, pos, out_shape, name, *, dimension, **params) -> JacobianForm:
     """z = concatenate(..., θ, ...) along ``dimension``: ∂z[o]/∂θ[j] = δ(o, j + offset) on that
@@ -302,3 +311,29 @@ def gather_rule(shapes, pos, out_shape, name, *, dimension_numbers, slice_sizes,
         theta.append(label)
         factors += [factor] if factor is not None else []
     return JacobianForm(out_labels=tuple(out), theta_labels=tuple(theta), factors=tuple(factors))
+
+
+@register("scatter-add")
+def scatter_add_rule(shapes, pos, out_shape, name, *, dimension_numbers, mode, **params) -> JacobianForm:
+    """z = scatter_add(operand, idx, updates). θ = operand: ∂z/∂operand = I (deltas).
+    θ = updates: scatter-add is the transpose of the gather with the same dimension numbers
+    (window sizes: 1 on inserted and batching axes, the update's window dims elsewhere), so its
+    form is that gather's with z and θ exchanged: ∂z[i]/∂u[b, o] = ∂gather(z)[b, o]/∂z[i].
+    Out-of-range windows are dropped (FILL_OR_DROP) or clamped (CLIP), as in that gather."""
+    if pos == 0:
+        labels = tuple(f"d{a}" for a in range(len(out_shape)))
+        return JacobianForm(out_labels=labels, theta_labels=labels)
+    _require_position(pos, 2, name)
+    dn = dimension_numbers
+    ints = lambda field: tuple(int(d) for d in getattr(dn, field))
+    gather_dn = lax.GatherDimensionNumbers(
+        offset_dims=ints("update_window_dims"), collapsed_slice_dims=ints("inserted_window_dims"),
+        start_index_map=ints("scatter_dims_to_operand_dims"),
+        operand_batching_dims=ints("operand_batching_dims"),
+        start_indices_batching_dims=ints("scatter_indices_batching_dims"))
+    windows = iter(shapes[2][d] for d in gather_dn.offset_dims)
+    slice_sizes = tuple(1 if a in gather_dn.collapsed_slice_dims or a in gather_dn.operand_batching_dims
+                        else next(windows) for a in range(len(shapes[0])))
+    form = gather_rule([shapes[0], shapes[1]], 0, shapes[2], "gather", dimension_numbers=gather_dn,
+                       slice_sizes=slice_sizes, mode=mode)
+    return JacobianForm(out_labels=form.theta_labels, theta_labels=form.out_labels, factors=form.factors)

@@ -24,13 +24,54 @@ from ntkc.passes.consumers import Use, find_uses
 from ntkc.problem import NTKProblem
 
 
+class StructureUnavailable(NotImplementedError):
+    """The structured method does not apply to this ``f``; the message (the subclass's ``why``,
+    naming the equation and the user's line) says why and which exact method computes the
+    kernel instead (:func:`ntkc.methods.jacobian.fallback`)."""
+
+    why = "ntkc: '{name}' (from {source}) has no structured form."
+
+    def __init__(self, eqn):
+        self.primitive, self.source = eqn.name, eqn.source
+        super().__init__(self.why.format(name=eqn.name, source=eqn.source))
+
+
+class ComplexIntermediates(StructureUnavailable):
+    """``f``'s linear program computes with complex numbers (complex parameters or outputs,
+    already split into real parts by :mod:`ntkc.complex_models`, still have complex
+    intermediates). Structured terms are real einsums, so the kernel is computed by Jacobian
+    contraction of the real-parameter problem."""
+
+    why = ("ntkc: f's linearization computes with complex values ('{name}' from {source}); the "
+           "structured method is real-valued, so the NTK is computed by Jacobian contraction "
+           "(method='jacobian') instead.")
+
+
+class ReverseModeUnavailable(StructureUnavailable):
+    """``f``'s linear program contains an equation JAX cannot run in reverse (a ``while`` loop
+    with a data-dependent trip count): no cotangent sweep, VJP or NTK-vector product exists,
+    only forward-mode Jacobians. The methods fall back to forward-mode Jacobian contraction."""
+
+    why = ("ntkc: f's linearization contains '{name}' (from {source}), a loop with a "
+           "data-dependent trip count, which JAX cannot differentiate in reverse mode; the NTK "
+           "is computed by forward-mode Jacobian contraction (method='jacobian') instead.")
+
+
+class MethodFallbackWarning(UserWarning):
+    """The requested method does not apply to ``f`` (it needs reverse mode, which a
+    data-dependent ``while`` rules out, or real-valued structure); Jacobian contraction computed
+    the (exact) kernel instead. The message names the cause and the user's line."""
+
+
 @dataclasses.dataclass(frozen=True)
 class CotangentTarget:
     """A consumer output whose cotangent ∂f/∂z the backward sweep produces; ``summed`` are z's
-    axes summed out before storing (output-tiled for every use reading it)."""
+    axes summed out before storing (output-tiled for every use reading it). ``loop`` is the kept
+    loop equation whose body defines z (its cotangent then has a leading iteration axis)."""
 
     var: Var
     summed: tuple[int, ...] = ()
+    loop: Any = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -89,13 +130,13 @@ def traced_inputs(side: Side) -> tuple:
             {k: _example_struct(v, side.vmap.kwargs[k]) for k, v in batched.items()})
 
 
-def _lower_side(side: Side, params_struct) -> SideIR:
+def _lower_side(side: Side, params_struct, loops: bool) -> SideIR:
     if side.vmap is None:
         fn = lambda p, xx, **kw: side.f(p, xx, **kw)
     else:
         fn = lambda p, xx, **kw: side.example(p, xx, kw)
     x, kw = traced_inputs(side)
-    graph, out_tree = lower(fn, params_struct, x, kw)
+    graph, out_tree = lower(fn, params_struct, x, kw, loops=loops)
     return SideIR(side=side, graph=graph, out_tree=out_tree)
 
 
@@ -120,17 +161,41 @@ def same_examples(side1: Side, side2: Side | None) -> bool:
         for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(two)))
 
 
-def lower_pass(comp: Compilation, params_struct) -> Compilation:
+def _lower_sides(problem: NTKProblem, params_struct, loops: bool) -> tuple[SideIR, ...]:
+    first = _lower_side(problem.side1, params_struct, loops)
+    if problem.side2 is None:
+        return (first,)
+    if same_examples(problem.side1, problem.side2):
+        return (first, dataclasses.replace(first, side=problem.side2))
+    return (first, _lower_side(problem.side2, params_struct, loops))
+
+
+def lower_pass(comp: Compilation, params_struct, loops: bool = True) -> Compilation:
     """Needs: a checked problem. Guarantees: one linear :class:`Graph` per side (per example
     under ``vmap_axes``; shared by both sides when :func:`same_examples`), tangent inputs in
-    parameter-leaf order."""
-    problem = comp.problem
-    first = _lower_side(problem.side1, params_struct)
-    if problem.side2 is None:
-        return comp.replace(sides=(first,))
-    if same_examples(problem.side1, problem.side2):
-        return comp.replace(sides=(first, dataclasses.replace(first, side=problem.side2)))
-    return comp.replace(sides=(first, _lower_side(problem.side2, params_struct)))
+    parameter-leaf order; linear scans kept whole as loops when ``loops``, else unrolled.
+    Raises :class:`ReverseModeUnavailable` or :class:`ComplexIntermediates` (both
+    :class:`StructureUnavailable`) when the structured method does not apply."""
+    sides = _lower_sides(comp.problem, params_struct, loops)
+    for s in sides:
+        blockers = s.graph.reverse_blockers()
+        if blockers:
+            raise ReverseModeUnavailable(blockers[0])
+    for s in sides:
+        complex_eqns = s.graph.complex_eqns()
+        if complex_eqns:  # name the user's first complex operation, not ntkc's recombination
+            users = [e for e in complex_eqns if "ntkc/complex_models.py" not in e.source]
+            raise ComplexIntermediates((users or complex_eqns)[0])
+    return comp.replace(sides=sides)
+
+
+def reverse_mode_blocker(problem: NTKProblem, params) -> ReverseModeUnavailable | None:
+    """Why ``problem``'s ``f`` cannot be differentiated in reverse mode, or None when it can."""
+    for s in _lower_sides(problem, shape_structs(params), True):
+        blockers = s.graph.reverse_blockers()
+        if blockers:
+            return ReverseModeUnavailable(blockers[0])
+    return None
 
 
 def structure_pass(comp: Compilation) -> Compilation:
@@ -157,16 +222,17 @@ def _passes() -> list[tuple[str, Callable]]:
 
 
 def compile_plan(problem: NTKProblem, params, *, memory_limit: int | None = None,
-                 check: bool = False) -> Compilation:
+                 check: bool = False, loops: bool = True) -> Compilation:
     """Run the pipeline. ``check`` runs the verifier after every pass; ``NTKC_DUMP=1`` prints
-    the IR after every pass to stderr."""
+    the IR after every pass to stderr. ``loops=False`` unrolls every linear scan (the exported
+    source is written from such plans)."""
     from ntkc.ir.printer import render
     from ntkc.ir.verify import verify
 
     dump = os.environ.get("NTKC_DUMP", "") not in ("", "0")
     theta_shapes = tuple(tuple(jax.numpy.shape(p)) for p in jax.tree_util.tree_leaves(params))
     comp = Compilation(problem=problem, theta_shapes=theta_shapes, memory_limit=memory_limit)
-    steps = [("lower", lambda c: lower_pass(c, shape_structs(params)))] + _passes()
+    steps = [("lower", lambda c: lower_pass(c, shape_structs(params), loops))] + _passes()
     for name, run in steps:
         comp = run(comp)
         if check:

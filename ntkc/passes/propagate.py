@@ -75,10 +75,14 @@ def _extend(use: Use, users, outputs) -> Use | None:
 
 
 def propagate_uses(graph, uses) -> tuple[Use, ...]:
-    users = graph.users()
-    outputs = {o for o in graph.outputs if isinstance(o, Var)}
+    """A use inside a kept loop moves only within the loop's body (its outputs end the chain)."""
+    scopes = {None: (graph.users(), {o for o in graph.outputs if isinstance(o, Var)})}
     done = []
     for use in uses:
+        scope = use.loop.eqn if use.loop is not None else None
+        if scope not in scopes:
+            scopes[scope] = (scope.loop.users(), {o for o in scope.loop.outputs if isinstance(o, Var)})
+        users, outputs = scopes[scope]
         while (longer := _extend(use, users, outputs)) is not None:
             use = longer
         done.append(use)

@@ -61,7 +61,12 @@ def choose(problem, params: PyTree, memory_limit: int | None = None):
     that running ``structured`` does not compile the plan a second time."""
     from ntkc.methods import METHODS
 
-    comp, costs, held = _price(problem, params, None, memory_limit)
+    from ntkc.passes.pipeline import StructureUnavailable
+
+    try:
+        comp, costs, held = _price(problem, params, None, memory_limit)
+    except StructureUnavailable:
+        return "jacobian", None, []  # the method every model supports (forward mode if need be)
     itemsize = max(np.dtype(jax.numpy.result_type(p)).itemsize for p in jax.tree_util.tree_leaves(params))
     costs = {m: c for m, c in costs.items() if m in METHODS}
     fits = {m: c for m, c in costs.items()
