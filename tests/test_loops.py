@@ -168,3 +168,4 @@ def test_reverse_only_entry_points_say_why():
                             diagonal_axes=(), vmap_axes=0)
     with pytest.raises(ReverseModeUnavailable, match="data-dependent trip count"):
         compile_plan(problem, _params())
+

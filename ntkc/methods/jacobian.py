@@ -69,7 +69,9 @@ def contract_jacobians(problem: NTKProblem, params: PyTree, *, forward: bool) ->
         for l1, l2 in zip(jax.tree_util.tree_leaves(j1), jax.tree_util.tree_leaves(j2)):
             term = contract_leaf(l1, l2, kernel_axes)
             total = term if total is None else total + term
-        return total / kernel_axes.trace_size(out1.shape)
+        # In f's output dtype, as every method returns it (a Jacobian w.r.t. float32
+        # parameters is float32 even when float64 inputs make the outputs float64).
+        return (total / kernel_axes.trace_size(out1.shape)).astype(out1.dtype)
 
     is_axes = lambda a: hasattr(a, "trace_size")
     return jax.tree_util.tree_map(per_output, problem.axes, problem.out1, jac1, jac2, is_leaf=is_axes)
