@@ -66,9 +66,10 @@ def _jacobian(f, params, x, vmap):
         return f(treedef.unflatten([p[0] + 1j * p[1] if np.iscomplexobj(l) else p
                                     for p, l in zip(parts, leaves)]), xx)
 
+    jac = jax.jit(jax.jacfwd(g))
     if vmap is None:
-        return np.asarray(jax.jacfwd(g)(flat, x))
-    return np.stack([np.asarray(jax.jacfwd(g)(flat, x[i:i + 1]))[0] for i in range(x.shape[0])])
+        return np.asarray(jac(flat, x))
+    return np.stack([np.asarray(jac(flat, x[i:i + 1]))[0] for i in range(x.shape[0])])
 
 
 def _oracle(f, params, x1, x2, vmap, trace_axes, diagonal_axes):

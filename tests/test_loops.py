@@ -72,7 +72,7 @@ def test_loop_models_match_the_oracle(name, vmap):
     x2 = np.random.default_rng(3).normal(size=(2, 3))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        got = ntkc.ntk_fn(f, trace_axes=(), vmap_axes=vmap, method="structured")(x1, x2, params)
+        got = jax.jit(ntkc.ntk_fn(f, trace_axes=(), vmap_axes=vmap, method="structured"))(x1, x2, params)
     want = oracle_ntk(f, x1, x2, params, trace_axes=(), vmap_axis=None if vmap is None else (0, 0))
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
@@ -109,7 +109,8 @@ def test_unrolled_plan_grows_and_agrees():
     assert len(unrolled.sides[0].graph.eqns) > 6 * len(kept.sides[0].graph.eqns) // 2
     assert not any(u.loop for u in unrolled.sides[0].uses)
     from ntkc.backends.jax_program import run_plan
-    np.testing.assert_allclose(run_plan(kept, params), run_plan(unrolled, params), rtol=1e-12, atol=1e-13)
+    run = lambda comp: jax.jit(lambda p: run_plan(comp, p))(params)
+    np.testing.assert_allclose(run(kept), run(unrolled), rtol=1e-12, atol=1e-13)
 
 
 def test_shared_weight_in_a_loop_is_one_use_with_its_own_iteration_labels():
@@ -138,8 +139,10 @@ def while_model(p, x):
 
 def _forward_oracle(f, x1, x2, params):
     """Θ[a, b, i, j] = Σ_θ ∂f(x1)[a, i]/∂θ ∂f(x2)[b, j]/∂θ, from per-example ``jax.jacfwd``."""
+    one = jax.jit(jax.jacfwd(lambda p, xk: f(p, xk)[0]))
+
     def jac(x):
-        rows = [jax.jacfwd(lambda p: f(p, x[k:k + 1])[0])(params) for k in range(x.shape[0])]
+        rows = [one(params, x[k:k + 1]) for k in range(x.shape[0])]
         return np.stack([np.concatenate([np.asarray(l).reshape(l.shape[0], -1)
                                          for l in jax.tree_util.tree_leaves(r)], axis=1) for r in rows])
     j1, j2 = jac(x1), jac(x2)
@@ -154,7 +157,7 @@ def test_data_dependent_while_falls_back_to_forward_mode(method):
     want = _forward_oracle(while_model, x1, x2, params)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        got = ntkc.ntk_fn(while_model, trace_axes=(), vmap_axes=0, method=method)(x1, x2, params)
+        got = jax.jit(ntkc.ntk_fn(while_model, trace_axes=(), vmap_axes=0, method=method))(x1, x2, params)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     fallback = [w for w in caught if issubclass(w.category, MethodFallbackWarning)]
     if method in ("ntvp", "structured"):

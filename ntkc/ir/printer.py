@@ -27,7 +27,9 @@ def render_uses(side_ir, k: int) -> list[str]:
     for i, u in enumerate(side_ir.uses):
         f = u.form
         factors = ", ".join(f"{s.recipe}({','.join(s.labels)})" for s in f.factors) or "-"
-        lines.append(f"  use {i}: θ{u.leaf} -> {u.primitives} [{f.kind}] out=({','.join(f.out_labels)}) "
+        where = "" if u.loop is None else \
+            f" in loop ×{u.loop.length} ({'stacked: θ[t]' if u.loop.stacked else 'shared'})"
+        lines.append(f"  use {i}: θ{u.leaf} -> {u.primitives}{where} [{f.kind}] out=({','.join(f.out_labels)}) "
                      f"θ=({','.join(f.theta_labels)}) factors={factors} scale={f.scale:g}")
     for t in side_ir.targets:
         lines.append(f"  cotangent of {t.var!r} summed over axes {list(t.summed)}")
