@@ -77,7 +77,7 @@ PRESETS = {
         "quick", mlp_widths=(64, 512), mlp_outputs=(1, 16), mlp_batches=(4,),
         flax_models=(("resnet18", 8), ("wide_resnet", 16), ("vit", 32), ("mixer", 32)),
         flax_images=(32,), flax_outputs=(10,), flax_batches=(2,),
-        timeout_s=60, expected="≈ 9 min on 2 CPU cores (a fresh-clone run with W = 256 too took 9.8 min)"),
+        timeout_s=60, expected="6.8 min on 2 CPU cores (fresh clone, 48 points, 2026-11-29)"),
     "full": Preset(
         "full", mlp_widths=(64, 128, 256, 512, 1024, 2048, 4096), mlp_outputs=(1, 16, 128),
         mlp_batches=(1, 8, 32),
