@@ -49,14 +49,15 @@ def jacobian_kernel(problem: NTKProblem, params: PyTree, *, memory_limit: int | 
 
 
 def fallback(problem: NTKProblem, params: PyTree, reason, method: str) -> PyTree:
-    """The kernel by Jacobian contraction (forward mode when reverse mode is unavailable), with
-    a warning saying why ``method`` was not used."""
+    """The kernel by Jacobian contraction, with a warning saying why ``method`` was not used.
+    ``reason`` already tells whether reverse mode is available (lowering checks reverse blockers
+    before anything else), so ``f`` is not lowered again to find out."""
     import warnings
 
-    from ntkc.passes.pipeline import MethodFallbackWarning
+    from ntkc.passes.pipeline import MethodFallbackWarning, ReverseModeUnavailable
 
     warnings.warn(f"method={method!r}: {reason}", MethodFallbackWarning, stacklevel=3)
-    return jacobian_kernel(problem, params)
+    return contract_jacobians(problem, params, forward=isinstance(reason, ReverseModeUnavailable))
 
 
 def contract_jacobians(problem: NTKProblem, params: PyTree, *, forward: bool) -> PyTree:
