@@ -1,46 +1,47 @@
-"""The paper's reference implementation (neural-tangents 0.6.5) on methods_grid's models.
+"""A virtual environment for the paper's reference implementation, neural-tangents 0.6.5.
 
-neural-tangents 0.6.5 does not import on current JAX, so it runs in its own virtual environment:
+neural-tangents 0.6.5 does not import on current JAX, so its implementations run in an
+environment of their own (jax 0.4.23, numpy < 2), made by this script::
 
-    python3 -m venv /tmp/ntvenv && /tmp/ntvenv/bin/pip install "jax==0.4.23" "jaxlib==0.4.23" \\
-        "numpy<2" "scipy<1.13" "neural-tangents==0.6.5"
-    /tmp/ntvenv/bin/python benchmarks/neural_tangents_ref.py mlp 512 16 8     # one JSON line
+    python benchmarks/neural_tangents_ref.py /tmp/ntvenv   # a few minutes, ≈ 2.7 GB (TensorFlow, via tf2jax)
+    ntkc bench --preset reference --nt-python /tmp/ntvenv/bin/python
 
-Same models, sizes and protocol as ``methods_grid.py --one`` (full kernel, ``vmap_axes=0``,
-float32, jit compiled first, median of 5 runs), with neural-tangents' structured derivatives
-(``NtkImplementation.STRUCTURED_DERIVATIVES``). Compare with
-``python benchmarks/methods_grid.py --one mlp 512 16 8 structured`` run right after.
+The ``reference`` preset then runs, in one run and with one protocol (``worker.py``: a process
+per point, compiled first, median of ≥ 5 runs, max RSS), the plain-JAX baselines, ntkc's four
+methods and neural-tangents' four implementations (``nt_jacobian``, ``nt_ntvp``,
+``nt_structured``, ``nt_auto``; ``worker.kernel_fn``) on the same models and inputs, and
+checks that all kernels agree. The ``nt_*`` workers run under ``--nt-python``; everything else
+under the interpreter that runs ``ntkc bench``.
 """
 
-import json
-import pathlib
-import statistics
-import sys
-import time
+from __future__ import annotations
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import argparse
+import pathlib
+import subprocess
+import sys
+
+#: The stack neural-tangents 0.6.5 was released against (it imports private JAX modules that
+#: later releases moved or removed).
+PINS = ("jax==0.4.23", "jaxlib==0.4.23", "numpy<2", "scipy<1.13", "neural-tangents==0.6.5",
+        "flax==0.8.0")                         # models_flax's models, on that jax
+
+
+def make_venv(path: pathlib.Path) -> pathlib.Path:
+    """Create the environment at ``path`` (once) and return its interpreter."""
+    python = path / "bin" / "python"
+    if not python.is_file():
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *PINS], check=True)
+    subprocess.run([str(python), "-c", "import neural_tangents"], check=True)
+    return python
 
 
 def main() -> None:
-    import jax
-    import neural_tangents as nt
-    from methods_grid import make
-
-    model, w, o, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    f, params, x1, x2 = make(model, w, o, n)
-    kernel = jax.jit(nt.empirical_ntk_fn(f, trace_axes=(), vmap_axes=0,
-                                         implementation=nt.NtkImplementation.STRUCTURED_DERIVATIVES))
-    t0 = time.perf_counter()
-    kernel(x1, x2, params).block_until_ready()
-    compile_s = time.perf_counter() - t0
-    times, cpu = [], []
-    for _ in range(5):
-        t0, c0 = time.perf_counter(), time.process_time()
-        kernel(x1, x2, params).block_until_ready()
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    print(json.dumps({"model": model, "W": w, "O": o, "N": n, "impl": "neural-tangents 0.6.5 structured",
-                      "compile_s": compile_s, "run_s": statistics.median(times), "cpu_s": statistics.median(cpu)}))
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("path", help="where to create the virtual environment (e.g. /tmp/ntvenv)")
+    python = make_venv(pathlib.Path(p.parse_args().path).resolve())
+    print(f"ready: ntkc bench --preset reference --nt-python {python}")
 
 
 if __name__ == "__main__":

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import pathlib
 
-from presets import METHODS
+from presets import ALL_METHODS
 
 STYLE = {"jax_jacobian": ("tab:gray", "--", "v"), "jax_ntvp": ("tab:brown", "--", "^"),
          "jacobian": ("tab:blue", "-", "v"), "ntvp": ("tab:orange", "-", "^"),
-         "structured": ("tab:green", "-", "o"), "auto": ("tab:purple", ":", "x")}
+         "structured": ("tab:green", "-", "o"), "auto": ("tab:purple", ":", "x"),
+         "nt_jacobian": ("tab:cyan", "-.", "v"), "nt_ntvp": ("tab:olive", "-.", "^"),
+         "nt_structured": ("tab:red", "-.", "o"), "nt_auto": ("tab:pink", "-.", "x")}
 METRICS = {"time": ("run_s", "run time [s]"), "memory": ("peak_rss_mib", "peak RSS [MiB]")}
 
 
@@ -51,7 +53,7 @@ def _grid(plt, n: int):
 
 def _lines(ax, rows, x_of, metric: str):
     field = METRICS[metric][0]
-    for m in METHODS:
+    for m in ALL_METHODS:
         pts = sorted((x_of(r), r[field]) for r in rows if r["method"] == m and r.get(field) is not None)
         if pts:
             color, style, marker = STYLE[m]
@@ -103,7 +105,7 @@ def cost_figure(rows, path: pathlib.Path) -> pathlib.Path | None:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    for m in METHODS:
+    for m in ALL_METHODS:
         for figure, marker in (("mlp", "o"), ("flax", "s")):
             pts = [(r["predicted_flops"], r["run_s"]) for r in rows if r["method"] == m and r["figure"] == figure]
             if pts:

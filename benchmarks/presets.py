@@ -3,7 +3,9 @@
 A :class:`Config` is one model at one size: the paper's 10-layer ReLU MLP (Figure 1/3; inputs of
 size 3, width ``W``) or a Flax family of :mod:`models_flax` (Figure 2/4; ``W`` is its width,
 ``image`` the side of its square RGB inputs). Every config is run with every method of
-:data:`METHODS`: the two plain-JAX baselines of :mod:`baselines` and ntkc's four methods.
+:data:`METHODS`: the two plain-JAX baselines of :mod:`baselines` and ntkc's four methods. The
+``reference`` preset also runs neural-tangents 0.6.5's four implementations (:data:`REFERENCE`,
+the paper's own code, in a virtual environment of its own: ``run.py --nt-python``).
 
 Usage::
 
@@ -23,6 +25,15 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 BASELINES = ("jax_jacobian", "jax_ntvp")
 NTKC_METHODS = ("jacobian", "ntvp", "structured", "auto")
 METHODS = BASELINES + NTKC_METHODS
+#: neural-tangents 0.6.5's implementations (``nt.NtkImplementation``), the paper's reference code.
+REFERENCE = ("nt_jacobian", "nt_ntvp", "nt_structured", "nt_auto")
+#: Every method a row can name, in the order tables and plots list them.
+ALL_METHODS = METHODS + REFERENCE
+
+
+def ordered(methods) -> list[str]:
+    """The given method names in :data:`ALL_METHODS` order (tables' columns, plots' lines)."""
+    return sorted(set(methods), key=ALL_METHODS.index)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +73,7 @@ class Preset:
     flax_batches: tuple[int, ...]
     timeout_s: float
     expected: str
+    methods: tuple[str, ...] = METHODS
 
     def configs(self) -> list[Config]:
         mlp = [Config("mlp", "mlp", w, o, n)
@@ -81,7 +93,12 @@ PRESETS = {
     "full": Preset(
         "full", mlp_widths=(64, 128, 256, 512, 1024, 2048, 4096), mlp_outputs=(1, 16, 128),
         mlp_batches=(1, 8, 32),
-        flax_models=(("resnet18", 64), ("resnet50", 64), ("wide_resnet", 64), ("vit", 192), ("mixer", 256)),
-        flax_images=(32, 64), flax_outputs=(1, 10, 100), flax_batches=(1, 2, 4, 8),
+        flax_models=(("resnet18", 8), ("resnet50", 4), ("wide_resnet", 16), ("vit", 32), ("mixer", 32)),
+        flax_images=(32, 64), flax_outputs=(1, 10, 100), flax_batches=(1, 4),
         timeout_s=600, expected="≈ 25 h on 2 CPU cores (estimated from the cost model; not run)"),
+    "reference": Preset(
+        "reference", mlp_widths=(64, 256, 1024), mlp_outputs=(1, 16, 128), mlp_batches=(8,),
+        flax_models=(("resnet18", 8), ("vit", 32)), flax_images=(32,), flax_outputs=(10,), flax_batches=(2,),
+        timeout_s=300, methods=METHODS + REFERENCE,
+        expected="the MLP and two Flax models against neural-tangents 0.6.5 (needs --nt-python; not run yet)"),
 }

@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 
 from agreement import TOLERANCE
-from presets import BASELINES, METHODS
+from presets import BASELINES, ordered
 
 SHORT_MISSING = {"out of memory": "OOM", "time-out": "time-out", "error": "error"}
 
@@ -53,7 +53,7 @@ def headline(rows, field: str = "run_s") -> list[str]:
         for m, r in methods.items():
             if base and _time(r, field) and m != "structured":
                 ratios[family][m].append(_time(r, field) / base)
-    others = [m for m in METHODS if m != "structured"]
+    others = [m for m in ordered(r["method"] for r in rows) if m != "structured"]
     lines = ["| model family | " + " | ".join(f"{m} / structured" for m in others) + " |",
              "|---|" + "---|" * len(others)]
     for family, per in ratios.items():
@@ -151,16 +151,17 @@ def cost_model(rows) -> list[str]:
 
 def time_table(rows) -> list[str]:
     """A row per configuration: every method's median run time [ms], ratios, agreement."""
-    lines = ["| model | image | W | O | N | P | " + " | ".join(METHODS) +
+    names = ordered(r["method"] for r in rows)
+    lines = ["| model | image | W | O | N | P | " + " | ".join(names) +
              " | auto picks | jax_jacobian / structured | jax_ntvp / structured | max rel. err |",
-             "|---|---|---|---|---|---|" + "---|" * (len(METHODS) + 4)]
+             "|---|---|---|---|---|---|" + "---|" * (len(names) + 4)]
     for methods in _by_config(rows).values():
         c = next(iter(methods.values()))
         base = _time(methods.get("structured"))
         ratio = lambda m: f"{_time(methods[m]) / base:.1f}" if base and m in methods and _time(methods[m]) else "–"
         errs = [r["rel_err"] for r in methods.values() if r.get("rel_err") is not None]
         lines.append(f"| {c['model']} | {c['image'] or '–'} | {c['W']} | {c['O']} | {c['N']} | {c['params']:,} | "
-                     + " | ".join(_cell(methods.get(m)) for m in METHODS)
+                     + " | ".join(_cell(methods.get(m)) for m in names)
                      + f" | {c['auto_pick']} | {ratio('jax_jacobian')} | {ratio('jax_ntvp')} | "
                      + (f"{max(errs):.1e}" if errs else "–") + " |")
     return lines
@@ -183,11 +184,25 @@ def detail_table(rows) -> list[str]:
     return lines
 
 
+def slices(info: dict) -> list[str]:
+    """When the file was measured in several runs (``--append``): one line per run."""
+    runs = info.get("runs") or []
+    if len(runs) < 2:
+        return []
+    lines = ["Measured in slices (`--append`); the totals above are summed over them:", ""]
+    for run in runs:
+        lines.append(f"* `--only {run.get('only') or '(all)'}`: {run.get('configs', '?')} configuration(s), "
+                     f"{run.get('wall_s', 0) / 60:.1f} min, time-out {run.get('timeout_s', 0):.0f} s, "
+                     f"{run.get('date', '')}, load average {run.get('load_start', 0):.1f} → {run.get('load_end', 0):.1f}")
+    return [*lines, ""]
+
+
 def report(rows, info: dict) -> str:
     """The whole Markdown report."""
     versions = ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items())
     load = (f" (CPU time of all its processes {info['cpu_s'] / 60:.1f} min; load average "
-            f"{info['load_start']:.1f} at the start, {info['load_end']:.1f} at the end)" if "cpu_s" in info else "")
+            f"{info['load_start']:.1f} at the start, {info['load_end']:.1f} at the end"
+            f"{', the largest over its runs' if len(info.get('runs') or []) > 1 else ''})" if "cpu_s" in info else "")
     head = [f"# ntkc bench — preset `{info.get('preset')}`", "",
             f"Machine: {info.get('cpu', '?')}, {info.get('cores', '?')} cores; {versions}; {info.get('date', '')}. "
             f"Wall time of the run: {info.get('wall_s', 0) / 60:.1f} min{load}. Median of ≥ {info.get('repeats')} "
@@ -195,7 +210,7 @@ def report(rows, info: dict) -> str:
             f"GiB, time-out {info.get('timeout_s', 0):.0f} s per process. Full kernels (`trace_axes=()`), "
             "`vmap_axes=0`, float32. Times in ms; OOM = out of memory (predicted over the cap, or the process ran "
             "out), time-out = over the per-process limit (or predicted to be)."
-            + (f" Note: {info['note']}." if info.get("note") else ""), ""]
+            + (f" Note: {info['note']}." if info.get("note") else ""), "", *slices(info)]
     sections = [("Headline: time of each method / time of structured (geometric mean, min–max, points)",
                  headline(rows)),
                 ("The same ratios in CPU time (all threads; robust to other load on a shared machine)",

@@ -35,7 +35,14 @@ def max_rss_mib() -> float:
 
 
 def kernel_fn(f, method: str):
-    """The kernel ``(x1, x2, params) -> (N1, N2, O, O)`` of a method named in ``presets.METHODS``."""
+    """The kernel ``(x1, x2, params) -> (N1, N2, O, O)`` of a method named in ``presets.ALL_METHODS``
+    (``nt_*``: neural-tangents' implementation of that name; only in its own environment)."""
+    if method.startswith("nt_"):
+        import neural_tangents as nt
+        implementation = {"nt_jacobian": "JACOBIAN_CONTRACTION", "nt_ntvp": "NTK_VECTOR_PRODUCTS",
+                          "nt_structured": "STRUCTURED_DERIVATIVES", "nt_auto": "AUTO"}[method]
+        return nt.empirical_ntk_fn(f, trace_axes=(), vmap_axes=0,
+                                   implementation=getattr(nt.NtkImplementation, implementation))
     if method.startswith("jax_"):
         from baselines import jacobian_ntk, ntvp_ntk
         return {"jax_jacobian": jacobian_ntk, "jax_ntvp": ntvp_ntk}[method](f)
