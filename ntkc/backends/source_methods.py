@@ -21,7 +21,7 @@ from ntkc.backends.source_eqns import ConstantPool, Names, value_source
 from ntkc.batching import shape_structs
 from ntkc.ir.from_jaxpr import lower_plain
 from ntkc.methods.contract import param_labels
-from ntkc.methods.ntvp import CHUNK_BYTES, _tree_bytes
+from ntkc.methods.ntvp import CHUNK_BYTES, _tree_bytes, plan_chunks
 from ntkc.passes.pipeline import same_examples, traced_inputs
 
 
@@ -117,18 +117,23 @@ def method_body(problem, params, method: str, memory_limit, p_names: list[str], 
                  "    vjp2 = lambda cot: vjp_fn(cot)[0]"]
     names = []
     for o, (ka, o1, o2) in enumerate(zip(axes, out1, out2)):
-        per_column = _tree_bytes(params) + _tree_bytes(o1)
-        chunk = max(1, budget // max(1, per_column))
         n = math.prod(o2.shape)
+        chunks = plan_chunks(n, _tree_bytes(params) + _tree_bytes(o1), budget)
         l1, l2, result = ka.labels()
         nd = len(o1.shape)
         zeros = ", ".join(f"jnp.zeros_like(out2[{j}])" if j != o else f"e.reshape({tuple(o2.shape)!r})"
                           for j in range(len(out2)))
-        columns = (f"jax.vmap(column{o})(basis)" if chunk >= n else
-                   f"jax.lax.map(column{o}, basis, batch_size={chunk})")
+        dtype = value_source(np.dtype(o2.dtype), pool)
+        if chunks.count == 1:
+            columns = f"jax.vmap(column{o})(jnp.eye({n}, dtype={dtype}))"
+        elif chunks.unrolled:        # as ntkc.methods.ntvp._columns: XLA:CPU loops are slow
+            columns = (f"jnp.concatenate([jax.vmap(column{o})(jnp.eye({n}, dtype={dtype})[i:i + {chunks.size}]) "
+                       f"for i in range(0, {n}, {chunks.size})])")
+        else:
+            columns = (f"jax.lax.map(column{o}, jnp.eye({chunks.count * chunks.size}, {n}, dtype={dtype}), "
+                       f"batch_size={chunks.size})[:{n}]")
         body += [f"    def column{o}(e):  # Θ·e = J1 · (J2ᵀ · e), one output column of side 2",
                  f"        return jvp1(vjp2(({zeros},)))[{o}]",
-                 f"    basis = jnp.eye({n}, dtype={value_source(np.dtype(o2.dtype), pool)})",
                  f"    full = {columns}.reshape({tuple(o2.shape) + tuple(o1.shape)!r})",
                  f"    full = jnp.moveaxis(full, {tuple(range(nd))!r}, {tuple(range(nd, 2 * nd))!r})",
                  f"    k{o} = jnp.einsum({f'{l1}{l2}->{result}'!r}, full) / {ka.trace_size(o1.shape)}"]
