@@ -192,8 +192,9 @@ def slices(info: dict) -> list[str]:
     lines = ["Measured in slices (`--append`); the totals above are summed over them:", ""]
     for run in runs:
         lines.append(f"* `--only {run.get('only') or '(all)'}`: {run.get('configs', '?')} configuration(s), "
-                     f"{run.get('wall_s', 0) / 60:.1f} min, time-out {run.get('timeout_s', 0):.0f} s, "
-                     f"{run.get('date', '')}, load average {run.get('load_start', 0):.1f} → {run.get('load_end', 0):.1f}")
+                     f"{run.get('wall_s', 0) / 60:.1f} min, time-out {run.get('timeout_s', 0):.0f} s, {run.get('date', '')}"
+                     + (f", load average {run['load_start']:.1f} → {run['load_end']:.1f}" if "load_end" in run else "")
+                     + (f"; {run['note']}" if run.get("note") else ""))
     return [*lines, ""]
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ntkc.passes.cost import MethodCost, SizeNames, evaluate
 from ntkc.passes.pipeline import Compilation
-from ntkc.passes.select import examples_of, price
+from ntkc.passes.select import cheapest, examples_of, price
 from ntkc.problem import build_problem, require_real
 from ntkc.symbolic import concretize, probe_sizes, size_names
 
@@ -41,7 +41,8 @@ class CostReport:
     Attributes:
       costs: method -> :class:`MethodCost` with sympy expressions (or ints).
       values: symbol name -> the size it stands for here (symbols without a value stay symbolic).
-      chosen: the cheapest method by predicted FLOPs at ``values`` (None if a symbol lacks a value).
+      chosen: the cheapest method by predicted FLOPs at ``values``, a tie going to the simpler
+        program (:func:`ntkc.passes.select.cheapest`; None if a symbol lacks a value).
       comp: the structured compilation the prices were read from.
       xla: method -> FLOPs of its lowered program by XLA's ``cost_analysis()`` (``xla=True``).
       itemsize: bytes per element of the kernel's dtype (memory is priced in elements).
@@ -70,6 +71,9 @@ class CostReport:
         ranked = sorted(flops, key=flops.get)
         if len(ranked) < 2 or not flops[ranked[0]]:
             return f"{self.chosen}: cheapest predicted FLOPs"
+        if self.chosen != ranked[0]:
+            return (f"{self.chosen}: a tie with {ranked[0]} ({flops[self.chosen] / flops[ranked[0]]:.3f}x its "
+                    "predicted FLOPs) goes to the simpler program, as per-op overheads decide such ties")
         ratio = flops[ranked[1]] / flops[ranked[0]]
         if ratio < 1.05:
             return (f"{self.chosen}: a near tie with {ranked[1]} ({ratio:.3f}x) in predicted FLOPs; "
@@ -200,7 +204,7 @@ def cost_report(f, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
     values.update({k: v for k, v in dims.items() if k in probes})
     report = CostReport(costs=costs, values=values, names=names, comp=comp, chosen=None, itemsize=itemsize)
     flops = {m: report.numeric(m)[0] for m in costs}
-    chosen = None if any(v is None for v in flops.values()) else min(flops, key=flops.get)
+    chosen = None if any(v is None for v in flops.values()) else cheapest(flops)
     xla_flops = None
     if xla:
         if probes:

@@ -2,7 +2,8 @@
 
 No trial runs: the structured plan is compiled (shapes only), every method is priced from it by
 :func:`ntkc.passes.cost.method_costs`, methods whose predicted peak memory exceeds
-``memory_limit`` (bytes) are excluded, and the fewest predicted FLOPs wins. Inside the
+``memory_limit`` (bytes) are excluded, and the fewest predicted FLOPs wins (:func:`cheapest`:
+a tie goes to the simpler program). Inside the
 structured plan each parameter leaf is already priced both ways (its structured terms, or
 Jacobian contraction of its materialised per-leaf Jacobian, see :mod:`ntkc.passes.sharing`), so
 ``auto`` mixes methods per parameter when that is cheaper.
@@ -11,12 +12,35 @@ Jacobian contraction of its materialised per-leaf Jacobian, see :mod:`ntkc.passe
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Mapping
 
 import jax
 import numpy as np
 
 PyTree = Any
+
+#: Predicted FLOPs within this factor of the fewest are a tie ...
+TIE = 1.01
+#: ... and a tie goes to the method listed first here: the program of fewer, larger operations.
+#: FLOPs do not count per-operation overhead, and at predicted ties structured ran slower than
+#: jacobian at 8 of the 10 tied points of the full preset's 32 px Flax grid (ViT, O = 10, N = 4:
+#: 100.8 against 51.2 ms; docs/benchmarks.md), its terms being many small contractions.
+SIMPLER_FIRST = ("jacobian", "ntvp", "structured")
+
+
+def cheapest(flops: Mapping[str, int]) -> str:
+    """The method with the fewest predicted FLOPs; among those within :data:`TIE` of the fewest,
+    the simplest program (:data:`SIMPLER_FIRST`).
+
+    >>> cheapest({"jacobian": 1000, "ntvp": 5000, "structured": 995})
+    'jacobian'
+    >>> cheapest({"jacobian": 1000, "ntvp": 5000, "structured": 900})
+    'structured'
+    """
+    best = min(flops.values())
+    tied = [m for m in flops if flops[m] <= best * TIE]
+    rank = {m: SIMPLER_FIRST.index(m) if m in SIMPLER_FIRST else len(SIMPLER_FIRST) for m in tied}
+    return min(tied, key=lambda m: (rank[m], flops[m]))
 
 
 def examples_of(problem):
@@ -57,7 +81,7 @@ def _price(problem, params, names, memory_limit):
 
 def choose(problem, params: PyTree, memory_limit: int | None = None):
     """(method, structured compilation, held dense-fallback warnings): the registered method
-    with the fewest predicted FLOPs among those predicted to fit. The compilation is returned so
+    with the fewest predicted FLOPs (:func:`cheapest`) among those predicted to fit. The compilation is returned so
     that running ``structured`` does not compile the plan a second time."""
     from ntkc.methods import METHODS
 
@@ -72,8 +96,9 @@ def choose(problem, params: PyTree, memory_limit: int | None = None):
     fits = {m: c for m, c in costs.items()
             if memory_limit is None or int(c.total_memory) * itemsize <= memory_limit}
     pool = fits or costs
-    key = (lambda m: int(pool[m].total_flops)) if fits else (lambda m: int(pool[m].total_memory))
-    return min(pool, key=key), comp, held
+    if not fits:
+        return min(pool, key=lambda m: int(pool[m].total_memory)), comp, held
+    return cheapest({m: int(c.total_flops) for m, c in pool.items()}), comp, held
 
 
 def choose_method(problem, params: PyTree, memory_limit: int | None = None) -> str:
