@@ -41,8 +41,8 @@ class CostReport:
     Attributes:
       costs: method -> :class:`MethodCost` with sympy expressions (or ints).
       values: symbol name -> the size it stands for here (symbols without a value stay symbolic).
-      chosen: the cheapest method by predicted FLOPs at ``values``, a tie going to the simpler
-        program (:func:`ntkc.passes.select.cheapest`; None if a symbol lacks a value).
+      chosen: the cheapest method by predicted FLOPs at ``values``, a tie going to
+        jacobian (:func:`ntkc.passes.select.cheapest`; None if a symbol lacks a value).
       comp: the structured compilation the prices were read from.
       xla: method -> FLOPs of its lowered program by XLA's ``cost_analysis()`` (``xla=True``).
       itemsize: bytes per element of the kernel's dtype (memory is priced in elements).
@@ -73,7 +73,7 @@ class CostReport:
             return f"{self.chosen}: cheapest predicted FLOPs"
         if self.chosen != ranked[0]:
             return (f"{self.chosen}: a tie with {ranked[0]} ({flops[self.chosen] / flops[ranked[0]]:.3f}x its "
-                    "predicted FLOPs) goes to the simpler program, as per-op overheads decide such ties")
+                    "predicted FLOPs) goes to jacobian, the program of fewer, larger operations")
         ratio = flops[ranked[1]] / flops[ranked[0]]
         if ratio < 1.05:
             return (f"{self.chosen}: a near tie with {ranked[1]} ({ratio:.3f}x) in predicted FLOPs; "

@@ -229,7 +229,7 @@ def test_auto_mixes_methods_per_parameter():
     np.testing.assert_allclose(np.asarray(auto), ref, rtol=1e-10, atol=1e-10)
 
 
-def test_a_predicted_tie_goes_to_the_simpler_program():
+def test_a_predicted_tie_with_jacobian_goes_to_jacobian():
     """Weights shared by 64 tokens of 3 features: structured saves 0.05 % of jacobian's FLOPs, a
     tie, which auto and the cost report give to jacobian (at such ties structured measured up to
     2x slower: docs/benchmarks.md)."""

@@ -3,7 +3,7 @@
 No trial runs: the structured plan is compiled (shapes only), every method is priced from it by
 :func:`ntkc.passes.cost.method_costs`, methods whose predicted peak memory exceeds
 ``memory_limit`` (bytes) are excluded, and the fewest predicted FLOPs wins (:func:`cheapest`:
-a tie goes to the simpler program). Inside the
+a tie with Jacobian contraction goes to it). Inside the
 structured plan each parameter leaf is already priced both ways (its structured terms, or
 Jacobian contraction of its materialised per-leaf Jacobian, see :mod:`ntkc.passes.sharing`), so
 ``auto`` mixes methods per parameter when that is cheaper.
@@ -19,18 +19,16 @@ import numpy as np
 
 PyTree = Any
 
-#: Predicted FLOPs within this factor of the fewest are a tie ...
+#: Jacobian contraction predicted within this factor of the fewest FLOPs is a tie, and a tie goes
+#: to it: its program is fewer, larger operations, and FLOPs do not count per-operation overhead.
+#: At the ties of the full preset's 32 px Flax grid structured ran slower than jacobian at 8 of 10
+#: points (ViT, O = 10, N = 4: 100.8 against 51.2 ms; docs/benchmarks.md), its terms being many
+#: small contractions; between ntvp and structured the same grid shows no consistent winner.
 TIE = 1.01
-#: ... and a tie goes to the method listed first here: the program of fewer, larger operations.
-#: FLOPs do not count per-operation overhead, and at predicted ties structured ran slower than
-#: jacobian at 8 of the 10 tied points of the full preset's 32 px Flax grid (ViT, O = 10, N = 4:
-#: 100.8 against 51.2 ms; docs/benchmarks.md), its terms being many small contractions.
-SIMPLER_FIRST = ("jacobian", "ntvp", "structured")
 
 
 def cheapest(flops: Mapping[str, int]) -> str:
-    """The method with the fewest predicted FLOPs; among those within :data:`TIE` of the fewest,
-    the simplest program (:data:`SIMPLER_FIRST`).
+    """The method with the fewest predicted FLOPs, or jacobian where it is within :data:`TIE`.
 
     >>> cheapest({"jacobian": 1000, "ntvp": 5000, "structured": 995})
     'jacobian'
@@ -38,9 +36,9 @@ def cheapest(flops: Mapping[str, int]) -> str:
     'structured'
     """
     best = min(flops.values())
-    tied = [m for m in flops if flops[m] <= best * TIE]
-    rank = {m: SIMPLER_FIRST.index(m) if m in SIMPLER_FIRST else len(SIMPLER_FIRST) for m in tied}
-    return min(tied, key=lambda m: (rank[m], flops[m]))
+    if "jacobian" in flops and flops["jacobian"] <= best * TIE:
+        return "jacobian"
+    return min(flops, key=flops.get)
 
 
 def examples_of(problem):
