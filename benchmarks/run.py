@@ -246,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
                 fh.write(json.dumps(row) + "\n")
                 rows.append(row)
             fh.flush()
+    if kept:       # a re-measured configuration's older rows take this run's prediction of auto's pick
+        picks = {row["key"]: row["auto_pick"] for row in rows[len(kept):]}
+        for row in kept:
+            row["auto_pick"] = picks.get(row["key"], row["auto_pick"])
+        jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
     info.update(wall_s=time.perf_counter() - t0, cpu_s=cpu_seconds() - cpu0, load_end=os.getloadavg()[0])
     wall_s = info["wall_s"]
     info = merged_info(out / f"bench_{preset.name}.meta.json", info, args.append)
