@@ -2,7 +2,8 @@
 
 * ``<preset>_mlp_time.png`` / ``_mlp_memory.png`` — paper Fig. 1/3: run time and peak RSS of the
   10-layer ReLU MLP against width W, log-log, a panel per (N, O), a line per method; a missing
-  point is an out-of-memory or a time-out.
+  point is an out-of-memory or a time-out (or, on the memory plot, a peak not known:
+  :func:`peak.peak_mib`).
 * ``<preset>_flax_time.png`` / ``_flax_memory.png`` — paper Fig. 2/4: the Flax models (ordered by
   parameter count) at each image size, a panel per (N, O, image), a line per method.
 * ``<preset>_cost_model.png`` — measured run time against the cost model's predicted FLOPs for
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import pathlib
 
+from peak import peak_mib
 from presets import ALL_METHODS
 
 STYLE = {"jax_jacobian": ("tab:gray", "--", "v"), "jax_ntvp": ("tab:brown", "--", "^"),
@@ -24,7 +26,7 @@ STYLE = {"jax_jacobian": ("tab:gray", "--", "v"), "jax_ntvp": ("tab:brown", "--"
          "structured": ("tab:green", "-", "o"), "auto": ("tab:purple", ":", "x"),
          "nt_jacobian": ("tab:cyan", "-.", "v"), "nt_ntvp": ("tab:olive", "-.", "^"),
          "nt_structured": ("tab:red", "-.", "o"), "nt_auto": ("tab:pink", "-.", "x")}
-METRICS = {"time": ("run_s", "run time [s]"), "memory": ("peak_rss_mib", "peak RSS [MiB]")}
+METRICS = {"time": (lambda r: r.get("run_s"), "run time [s]"), "memory": (peak_mib, "peak RSS [MiB]")}
 
 
 def _plt():
@@ -52,9 +54,9 @@ def _grid(plt, n: int):
 
 
 def _lines(ax, rows, x_of, metric: str):
-    field = METRICS[metric][0]
+    value = METRICS[metric][0]
     for m in ALL_METHODS:
-        pts = sorted((x_of(r), r[field]) for r in rows if r["method"] == m and r.get(field) is not None)
+        pts = sorted((x_of(r), value(r)) for r in rows if r["method"] == m and value(r) is not None)
         if pts:
             color, style, marker = STYLE[m]
             ax.plot(*zip(*pts), style, color=color, marker=marker, label=m, markersize=5)

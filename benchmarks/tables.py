@@ -15,6 +15,7 @@ import math
 from collections import defaultdict
 
 from agreement import TOLERANCE
+from peak import peak_mib
 from presets import BASELINES, ordered
 
 SHORT_MISSING = {"out of memory": "OOM", "time-out": "time-out", "error": "error"}
@@ -167,6 +168,14 @@ def time_table(rows) -> list[str]:
     return lines
 
 
+def _peak(r: dict) -> str:
+    """Peak RSS [MiB]; ``≤ X`` where only the inherited floor is known (:func:`peak.peak_mib`)."""
+    if r.get("peak_rss_mib") is None:
+        return "–"
+    peak = peak_mib(r)
+    return f"{peak:.0f}" if peak is not None else f"≤ {r['peak_rss_mib']:.0f}"
+
+
 def detail_table(rows) -> list[str]:
     """A row per (configuration, method): compile, run, memory, predicted and XLA FLOPs."""
     lines = ["| configuration | method | compile [s] | run [ms] | CPU [ms] | peak RSS [MiB] | RSS before compile "
@@ -177,7 +186,7 @@ def detail_table(rows) -> list[str]:
         note = r.get("detail", "") if "run_s" not in r else ", ".join(f"fallback {p}" for p in r.get("fallbacks", []))
         lines.append(f"| {r['key']} | {r['method']} | {num(r.get('compile_s'), 1, '.2f')} | {_cell(r)} | "
                      f"{num(r.get('cpu_s'), 1e-3, '.1f')} | "
-                     f"{num(r.get('peak_rss_mib'), 1, '.0f')} | {num(r.get('rss_setup_mib'), 1, '.0f')} | "
+                     f"{_peak(r)} | {num(r.get('rss_setup_mib'), 1, '.0f')} | "
                      f"{num(r.get('predicted_flops'), 1e9, '.3f')} | {num(r.get('xla_flops'), 1e9, '.3f')} | "
                      f"{num(r.get('predicted_memory_bytes'), 2**20, '.1f')} | {num(r.get('rel_err'), 1, '.1e')} | "
                      f"{note.replace('|', '/')} |")

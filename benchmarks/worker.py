@@ -6,7 +6,7 @@ this process and not on the machine), builds the model, compiles the kernel ahea
 median of ``--repeats`` runs (more, up to 50, when they take under half a second together): wall
 time, and CPU time of all threads (robust to other load on a shared machine). It saves the
 kernel (``--save``, for the agreement check) and prints one JSON line. Peak memory is the
-process's max RSS (``getrusage``), in MiB, next to the max RSS before compiling (the
+process's peak RSS (:func:`max_rss_mib`), in MiB, next to the peak before compiling (the
 interpreter, JAX, the parameters and inputs).
 
 Usage::
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 import resource
 import statistics
 import sys
@@ -31,6 +32,15 @@ MAX_REPEATS = 50
 
 
 def max_rss_mib() -> float:
+    """This process's peak resident memory [MiB]: ``VmHWM`` of ``/proc/self/status`` on Linux.
+    Not ``getrusage``'s ``ru_maxrss``: after the ``fork``/``vfork`` + ``exec`` that starts a worker
+    it begins at the parent's peak (``run.py``'s, which grows with every model it prices), so a
+    small point would report a large model's memory."""
+    status = pathlib.Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -58,7 +68,7 @@ def measure(config, method: str, repeats: int, save: str | None) -> dict:
 
     f, params, x1, x2 = config.build()
     jax.block_until_ready((params, x1, x2))
-    row = {"rss_setup_mib": max_rss_mib()}
+    row = {"rss_setup_mib": max_rss_mib(), "rss": "VmHWM"}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         t0 = time.perf_counter()
