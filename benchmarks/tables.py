@@ -88,8 +88,10 @@ def losses(rows) -> list[str]:
         w = timed[winner]
         if _time(w) >= _time(s):
             continue
-        flops = s["predicted_flops"] / w["predicted_flops"] if w.get("predicted_flops") else float("nan")
-        if flops > 1.05:
+        flops = s["predicted_flops"] / w["predicted_flops"] if w.get("predicted_flops") else None
+        if flops is None:
+            verdict = f"no prediction: {winner} is a choice ntkc's cost model does not price"
+        elif flops > 1.05:
             verdict = f"predicted: structured needs {flops:.2f}× the FLOPs of {winner}'s algorithm"
         elif flops >= 1 / 1.05:
             verdict = f"a predicted tie ({flops:.2f}×): overheads the FLOP count does not see decide it"
