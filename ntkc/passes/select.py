@@ -93,10 +93,9 @@ def choose(problem, params: PyTree, memory_limit: int | None = None):
     costs = {m: c for m, c in costs.items() if m in METHODS}
     fits = {m: c for m, c in costs.items()
             if memory_limit is None or int(c.total_memory) * itemsize <= memory_limit}
-    pool = fits or costs
-    if not fits:
-        return min(pool, key=lambda m: int(pool[m].total_memory)), comp, held
-    return cheapest({m: int(c.total_flops) for m, c in pool.items()}), comp, held
+    if not fits:  # nothing fits: the least memory
+        return min(costs, key=lambda m: int(costs[m].total_memory)), comp, held
+    return cheapest({m: int(c.total_flops) for m, c in fits.items()}), comp, held
 
 
 def choose_method(problem, params: PyTree, memory_limit: int | None = None) -> str:
