@@ -1,12 +1,19 @@
 """ntkc: a compiler for the finite-width neural tangent kernel of JAX functions."""
 
 from ntkc import adapters
-from ntkc.api import ntk_fn, valid_methods
+from ntkc.api import ntk_fn
 from ntkc.axes import KernelAxes
 from ntkc.compiled import CompiledNTK, compile, deserialize
-from ntkc.methods import METHODS
+from ntkc.errors import (
+    ComplexIntermediates, DenseFallbackWarning, ExportError, MethodFallbackWarning, MultiOutputConsumer,
+    ReverseModeUnavailable, StructureUnavailable,
+)
+from ntkc.methods import METHODS, Method
+from ntkc.plan import NTKPlan, plan, run_plan, valid_methods
 from ntkc.report import CostReport, cost_report
 
-__all__ = ["ntk_fn", "valid_methods", "KernelAxes", "METHODS", "cost_report", "CostReport",
-           "compile", "CompiledNTK", "deserialize"]
+__all__ = ["ntk_fn", "valid_methods", "KernelAxes", "METHODS", "Method", "cost_report", "CostReport",
+           "compile", "CompiledNTK", "deserialize", "plan", "run_plan", "NTKPlan",
+           "StructureUnavailable", "ComplexIntermediates", "ReverseModeUnavailable", "MultiOutputConsumer",
+           "MethodFallbackWarning", "DenseFallbackWarning", "ExportError"]
 __version__ = "0.1.0"

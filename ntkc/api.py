@@ -1,32 +1,14 @@
-"""Public entry points. Thin: check arguments, build the problem, dispatch to a method."""
+"""Public entry points. Thin: check arguments, look up the plan, run it."""
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, Sequence
 
-from ntkc.axes import canonicalize_axes
-from ntkc.complex_models import complex_kernel, complex_out, has_complex_params, real_problem
-from ntkc.methods import METHODS
-from ntkc.problem import build_problem
-from ntkc.backends.jax_program import run_plan
-from ntkc.passes.select import choose
+from ntkc.plan import PlanOptions, check_options, emit_warnings, execute, plan_for, valid_methods
+
+__all__ = ["ntk_fn", "valid_methods"]
 
 PyTree = Any
-
-#: Valid values of ``method``: every registered method plus ``"auto"``.
-def valid_methods() -> tuple[str, ...]:
-    return (*METHODS, "auto")
-
-
-def _check_method(method: str) -> None:
-    if not isinstance(method, str) or method not in valid_methods():
-        raise ValueError(f"Unknown `method` {method!r}; valid methods are {list(valid_methods())}.")
-
-
-def _check_axes_arg(axes: Any, argname: str) -> None:
-    # Range checks need the output rank; types are checked now so mistakes surface early.
-    canonicalize_axes(axes, 10**6, argname=argname)
 
 
 def ntk_fn(
@@ -64,12 +46,16 @@ def ntk_fn(
     kernel is ``J(x1)·J(x2)ᴴ`` (complex when ``f``'s outputs are); for a holomorphic ``f`` this
     is twice ``J_c·J_cᴴ`` with ``J_c = ∂f/∂θ`` — see :mod:`ntkc.complex_models`.
 
+    The first call with given shapes builds a plan (:func:`ntkc.plan`: ``f`` is traced and
+    compiled once; later calls, and ``jax.jit`` retracing, reuse it) and one XLA program.
+
     Returns:
       ``kernel(x1, x2, params, **kwargs)``; ``x2=None`` means ``x2 = x1``. A keyword argument
-      given as a 2-tuple is split: the first element goes to x1, the second to x2. The result is
-      one array per output leaf (same pytree as ``f``'s output). Its axes are, output axis by
-      output axis: a traced axis contributes nothing, a diagonal axis one axis, any other axis
-      the pair (x1's, x2's). For outputs of shape ``(N, O)``:
+      given as a 2-tuple is split: the first element goes to x1, the second to x2. Keyword
+      arguments made of arrays are inputs; any other (a flag, a number) is passed to ``f`` as a
+      constant. The result is one array per output leaf (same pytree as ``f``'s output). Its
+      axes are, output axis by output axis: a traced axis contributes nothing, a diagonal axis
+      one axis, any other axis the pair (x1's, x2's). For outputs of shape ``(N, O)``:
 
       ============================  ========================  =================
       trace_axes                    diagonal_axes             kernel shape
@@ -90,35 +76,13 @@ def ntk_fn(
       >>> ntkc.ntk_fn(f, trace_axes=())(x1, None, params).shape
       (5, 5, 2, 2)
     """
-    if not callable(f):
-        raise TypeError(f"`f` must be callable as f(params, x, **kwargs), got {type(f).__name__}.")
-    _check_method(method)
-    _check_axes_arg(trace_axes, "trace_axes")
-    _check_axes_arg(diagonal_axes, "diagonal_axes")
-    if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, int)
-                                     or memory_limit <= 0):
-        raise ValueError(f"`memory_limit` must be a positive int (bytes) or None, got {memory_limit!r}.")
-
-    def build(g, x1, x2, params, kwargs):
-        return build_problem(g, x1, x2, params, kwargs, trace_axes=trace_axes,
-                             diagonal_axes=diagonal_axes, vmap_axes=vmap_axes)
-
-    def run(problem, params):
-        if method != "auto":
-            return METHODS[method](problem, params, memory_limit=memory_limit)
-        name, comp, held = choose(problem, params, memory_limit)
-        if name != "structured":
-            return METHODS[name](problem, params, memory_limit=memory_limit)
-        for w in held:  # the plan that runs has these fallbacks: warn as structured would
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        return run_plan(comp, params)
+    options = PlanOptions(trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes,
+                          memory_limit=memory_limit)
+    check_options(f, method, options)
 
     def kernel(x1: PyTree, x2: PyTree | None, params: PyTree, **kwargs: Any) -> PyTree:
-        if has_complex_params(params):
-            return complex_kernel(run, *real_problem(build, f, x1, x2, params, kwargs))
-        problem = build(f, x1, x2, params, kwargs)
-        if complex_out(problem):
-            return complex_kernel(run, *real_problem(build, f, x1, x2, params, kwargs))
-        return run(problem, params)
+        p = plan_for(f, params, x1, x2, kwargs, method, options)
+        emit_warnings(p, stacklevel=2)
+        return execute(p, x1, x2, params, kwargs)
 
     return kernel

@@ -12,6 +12,9 @@ Follows neural-tangents' ``empirical_ntk_fn``:
   ``x``, or the triple ``(in_axes, out_axes, kwargs_axes)``.
 * A keyword argument whose value is a 2-tuple is split: its first element goes to the x1 side,
   its second to the x2 side. Any other value is passed to both sides.
+* A keyword argument whose leaves are all arrays is an *input* (its shapes and dtypes matter,
+  its values arrive with each call); any other keyword argument (a flag, a Python number, a
+  string) is a *constant* of ``f``, passed as it is, exactly as in an eager call.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 PyTree = Any
 
@@ -38,6 +42,63 @@ def split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
         else:
             kw1[name] = kw2[name] = value
     return kw1, kw2
+
+
+def is_array(value: Any) -> bool:
+    """An array, a NumPy scalar, a tracer or a ``jax.ShapeDtypeStruct`` (not a Python scalar).
+
+    >>> import numpy as np
+    >>> is_array(np.float32(1.0)), is_array(1.0), is_array(jax.ShapeDtypeStruct((2,), "float32"))
+    (True, False, True)
+    """
+    return isinstance(value, (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct))
+
+
+def partition_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], tuple]:
+    """(keyword arguments made of arrays: inputs, ``(name, value)`` pairs of the others:
+    constants), constants sorted by name.
+
+    >>> import numpy as np
+    >>> partition_kwargs({"mask": np.ones(2), "train": False})
+    ({'mask': array([1., 1.])}, (('train', False),))
+    """
+    arrays, static = {}, []
+    for name, value in kwargs.items():
+        leaves = jax.tree_util.tree_leaves(value)
+        if leaves and all(is_array(leaf) for leaf in leaves):
+            arrays[name] = value
+        else:
+            static.append((name, value))
+    return arrays, tuple(sorted(static, key=lambda item: item[0]))
+
+
+class Identity:
+    """A value in a key, compared by identity (functions, unhashable constants)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Identity) and other.value is self.value
+
+
+def static_key(static: tuple) -> tuple:
+    """A hashable key of constant keyword arguments: by type and value when hashable, else by
+    identity.
+
+    >>> static_key((("train", False),)) == static_key((("train", False),))
+    True
+    """
+    def key(value):
+        try:
+            hash(value)
+        except TypeError:
+            return Identity(value)
+        return type(value), value
+    return tuple((name, key(value)) for name, value in static)
 
 
 def _is_triple(vmap_axes: Any) -> bool:
@@ -87,7 +148,8 @@ class VmapAxes:
 def canonicalize_vmap_axes(
     vmap_axes: Any, x: PyTree, fx: PyTree, kwargs: dict[str, Any]
 ) -> VmapAxes | None:
-    """Resolve the user's ``vmap_axes`` against example values ``x`` and shapes ``fx``."""
+    """Resolve the user's ``vmap_axes`` against example values ``x`` and shapes ``fx``;
+    ``kwargs`` are the keyword arguments made of arrays (only those can have a batch axis)."""
     if vmap_axes is None:
         return None
     if _is_triple(vmap_axes):
@@ -109,7 +171,7 @@ def canonicalize_vmap_axes(
     if unknown:
         raise ValueError(
             f"`vmap_axes` names keyword arguments {unknown} that were not passed to the kernel "
-            f"function (passed: {sorted(kwargs)})."
+            f"function as arrays (array keyword arguments passed: {sorted(kwargs)})."
         )
     x_axes = jax.tree_util.tree_map(
         lambda a, leaf: _canonical_axis(a, leaf, argname="vmap_axes (in_axes)"),
@@ -137,13 +199,25 @@ def _expand(tree: PyTree, axes: PyTree) -> PyTree:
     )
 
 
+def _example_struct(tree: PyTree, axes: PyTree) -> PyTree:
+    """ShapeDtypeStructs of one example: the batch axis removed from every batched leaf."""
+    def one(axis, leaf):
+        shape = tuple(jnp.shape(leaf))
+        if axis is not None:
+            shape = shape[:axis] + shape[axis + 1:]
+        return jax.ShapeDtypeStruct(shape, jnp.result_type(leaf))
+    return jax.tree_util.tree_map(one, axes, tree, is_leaf=lambda a: a is None)
+
+
 def _squeeze(tree: PyTree, axes: PyTree) -> PyTree:
     return jax.tree_util.tree_map(lambda a, v: jnp.squeeze(v, a), axes, tree)
 
 
 @dataclasses.dataclass(frozen=True)
 class Side:
-    """``f`` bound to one side's inputs ``x`` and keyword arguments.
+    """``f`` bound to one side's inputs: ``x`` and the array keyword arguments ``kwargs`` are
+    arrays (a side ready to run) or ``jax.ShapeDtypeStruct`` s (a side in a plan: shapes only);
+    ``static`` holds the other keyword arguments, passed to ``f`` as they are.
 
     ``side.apply(params)`` gives the batched outputs (what the kernel's axes refer to);
     ``side.example(params, x_i, kw_i)`` evaluates one example when ``vmap`` is set.
@@ -153,22 +227,35 @@ class Side:
     x: PyTree
     kwargs: dict[str, Any]
     vmap: VmapAxes | None
+    static: tuple = ()
+
+    def call(self, params: PyTree, x: PyTree, kwargs: dict[str, Any]) -> PyTree:
+        """``f(params, x, **kwargs, **static)``."""
+        return self.f(params, x, **kwargs, **dict(self.static))
+
+    def bind(self, x: PyTree, kwargs: dict[str, Any]) -> "Side":
+        """This side with other inputs (values for a plan's specs)."""
+        return dataclasses.replace(self, x=x, kwargs=dict(kwargs))
+
+    def kwarg_axes(self) -> dict[str, int | None]:
+        """The batch axis of every array keyword argument (None: shared by all examples)."""
+        axes = self.vmap.kwargs if self.vmap is not None else {}
+        return {k: axes.get(k) for k in self.kwargs}
 
     def batched_kwargs(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(kwargs with a batch axis, kwargs shared by all examples)."""
-        axes = self.vmap.kwargs if self.vmap is not None else {}
-        batched = {k: v for k, v in self.kwargs.items() if axes.get(k) is not None}
-        shared = {k: v for k, v in self.kwargs.items() if axes.get(k) is None}
-        return batched, shared
+        """(array kwargs with a batch axis, array kwargs shared by all examples)."""
+        axes = self.kwarg_axes()
+        return ({k: v for k, v in self.kwargs.items() if axes[k] is not None},
+                {k: v for k, v in self.kwargs.items() if axes[k] is None})
 
     def example(self, params: PyTree, x_i: PyTree, kw_i: dict[str, Any]) -> PyTree:
-        """Outputs of one example (batch axis removed); only valid with ``vmap`` set."""
+        """Outputs of one example (batch axis removed); ``kw_i`` holds one example of each
+        batched keyword argument and the shared ones whole. Only valid with ``vmap`` set."""
         assert self.vmap is not None
-        batched, shared = self.batched_kwargs()
-        kw_axes = {k: self.vmap.kwargs[k] for k in batched}
+        axes = self.kwarg_axes()
         x_full = _expand(x_i, self.vmap.x)
-        kw_full = {k: jnp.expand_dims(v, kw_axes[k]) for k, v in kw_i.items()}
-        return _squeeze(self.f(params, x_full, **kw_full, **shared), self.vmap.out)
+        kw_full = {k: v if axes.get(k) is None else jnp.expand_dims(v, axes[k]) for k, v in kw_i.items()}
+        return _squeeze(self.call(params, x_full, kw_full), self.vmap.out)
 
     def n_examples(self) -> int:
         """The batch size along ``vmap_axes`` (1 without them: ``f`` then sees the whole batch)."""
@@ -178,16 +265,28 @@ class Side:
         sizes = [jnp.shape(leaf)[a] for leaf, a in zip(jax.tree_util.tree_leaves(self.x), axes) if a is not None]
         return sizes[0] if sizes else 1
 
+    def example_specs(self) -> tuple:
+        """What ``f`` is traced on: ``(x, kwargs)`` as ShapeDtypeStructs — one example under
+        ``vmap_axes`` (batch axes removed; keyword arguments without a batch axis whole), the
+        whole batch otherwise."""
+        if self.vmap is None:
+            return shape_structs(self.x), shape_structs(self.kwargs)
+        axes = self.kwarg_axes()
+        return (_example_struct(self.x, self.vmap.x),
+                {k: _example_struct(v, axes[k]) for k, v in self.kwargs.items()})
+
+    def in_axes(self) -> tuple:
+        """``jax.vmap`` axes of ``(x, kwargs)`` over examples."""
+        return self.vmap.x, self.kwarg_axes()
+
     def map_examples(self, fn: Callable[[PyTree, dict[str, Any]], PyTree]) -> PyTree:
         """``vmap`` ``fn(x_i, kw_i)`` over examples; results get a new leading axis."""
-        batched, _ = self.batched_kwargs()
-        kw_in = {k: self.vmap.kwargs[k] for k in batched}
-        return jax.vmap(fn, in_axes=(self.vmap.x, kw_in))(self.x, batched)
+        return jax.vmap(fn, in_axes=self.in_axes())(self.x, self.kwargs)
 
     def apply(self, params: PyTree) -> PyTree:
         """Batched outputs ``f(params, x, **kwargs)`` (per-example semantics under vmap)."""
         if self.vmap is None:
-            return self.f(params, self.x, **self.kwargs)
+            return self.call(params, self.x, self.kwargs)
         stacked = self.map_examples(lambda x_i, kw_i: self.example(params, x_i, kw_i))
         return move_batch_axis(stacked, self.vmap.out)
 
@@ -207,3 +306,17 @@ def move_batch_axis(stacked: PyTree, out_axes: PyTree) -> PyTree:
         return jax.tree_util.tree_map(lambda v: jnp.moveaxis(v, 0, axis), sub)
 
     return jax.tree_util.tree_map(move, out_axes, stacked, is_leaf=lambda a: isinstance(a, int))
+
+
+def same_examples(side1: Side, side2: Side | None) -> bool:
+    """Whether both sides run the same per-example program: ``vmap_axes`` set, the same ``f``,
+    axes and constant keyword arguments, and per-example inputs of equal shapes and dtypes. Such
+    sides share one lowered graph, so one plan."""
+    if side2 is None or side1.vmap is None or side1.f is not side2.f or side1.vmap != side2.vmap:
+        return False
+    if static_key(side1.static) != static_key(side2.static):
+        return False
+    one, two = side1.example_specs(), side2.example_specs()
+    return jax.tree_util.tree_structure(one) == jax.tree_util.tree_structure(two) and all(
+        a.shape == b.shape and a.dtype == b.dtype
+        for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(two)))

@@ -1,7 +1,8 @@
-"""The NTK problem for one call: both sides bound to their inputs, checked, with output axes.
+"""The NTK problem: both sides of a kernel, checked, as shapes, with their output axes.
 
-Every method receives an :class:`NTKProblem`; building it performs all argument checking, so
-methods can assume valid input.
+Every plan starts from an :class:`NTKProblem`; building it performs all argument checking, so
+the passes and methods can assume valid input. A problem holds ``jax.ShapeDtypeStruct`` s, not
+arrays: it describes every call with inputs of these shapes.
 """
 
 from __future__ import annotations
@@ -13,18 +14,18 @@ import jax
 
 from ntkc import validate
 from ntkc.axes import KernelAxes
-from ntkc.batching import Side, canonicalize_vmap_axes, split_kwargs
+from ntkc.batching import Side, canonicalize_vmap_axes, partition_kwargs, shape_structs, split_kwargs
 
 PyTree = Any
 
 
 @dataclasses.dataclass(frozen=True)
 class NTKProblem:
-    """Inputs to a method.
+    """Inputs to a plan.
 
     Attributes:
-      side1: ``f`` bound to x1.
-      side2: ``f`` bound to x2, or None when x2 is x1 (methods then reuse side 1's work).
+      side1: ``f`` bound to x1's specs.
+      side2: ``f`` bound to x2's specs, or None when x2 is x1 (plans then reuse side 1's work).
       axes: one :class:`KernelAxes` per output leaf (same tree structure as the outputs).
       out1, out2: ``jax.ShapeDtypeStruct`` of the batched outputs of each side.
     """
@@ -43,6 +44,15 @@ class NTKProblem:
         return self.side1 if self.side2 is None else self.side2
 
 
+def _specs(tree: PyTree) -> PyTree:
+    return jax.tree_util.tree_map(
+        lambda v: v if isinstance(v, jax.ShapeDtypeStruct) else shape_structs(v), tree)
+
+
+def _calling(side: Side) -> Callable:
+    return lambda params, x, **kwargs: side.call(params, x, kwargs)
+
+
 def build_problem(
     f: Callable,
     x1: PyTree,
@@ -54,16 +64,26 @@ def build_problem(
     diagonal_axes: Sequence[int],
     vmap_axes: Any,
 ) -> NTKProblem:
-    """Check every argument and bind ``f`` to each side (see :mod:`ntkc.batching`)."""
+    """Check every argument (arrays or ``jax.ShapeDtypeStruct`` s) and bind ``f`` to each side's
+    specs (see :mod:`ntkc.batching`)."""
     validate.check_params(params)
+    params = _specs(params)
     kw1, kw2 = split_kwargs(kwargs)
-    out1 = validate.output_shapes(f, params, x1, kw1, argname="x1")
-    vmap = canonicalize_vmap_axes(vmap_axes, x1, out1, kw1)
+    (arrays1, static1), (arrays2, static2) = partition_kwargs(kw1), partition_kwargs(kw2)
+    arrays1, arrays2 = _specs(arrays1), _specs(arrays2)
+    x1 = _specs(x1)
+    side1 = Side(f=f, x=x1, kwargs=arrays1, vmap=None, static=static1)
+    out1 = validate.output_shapes(_calling(side1), params, x1, arrays1, argname="x1")
+    vmap = canonicalize_vmap_axes(vmap_axes, x1, out1, arrays1)
+    side1 = dataclasses.replace(side1, vmap=vmap)
+    side2 = None
     if x2 is None:
         out2 = out1
     else:
+        x2 = _specs(x2)
         validate.check_inputs(x1, x2, None if vmap is None else vmap.x)
-        out2 = validate.output_shapes(f, params, x2, kw2, argname="x2")
+        side2 = Side(f=f, x=x2, kwargs=arrays2, vmap=vmap, static=static2)
+        out2 = validate.output_shapes(_calling(side2), params, x2, arrays2, argname="x2")
         s1, s2 = jax.tree_util.tree_structure(out1), jax.tree_util.tree_structure(out2)
         if s1 != s2:
             raise ValueError(f"f(params, x1) and f(params, x2) return different structures: {s1} vs {s2}.")
@@ -74,8 +94,6 @@ def build_problem(
         return ka
 
     axes = jax.tree_util.tree_map_with_path(leaf_axes, out1, out2)
-    side1 = Side(f=f, x=x1, kwargs=kw1, vmap=vmap)
-    side2 = None if x2 is None else Side(f=f, x=x2, kwargs=kw2, vmap=vmap)
     return NTKProblem(side1=side1, side2=side2, axes=axes, out1=out1, out2=out2)
 
 

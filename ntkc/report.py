@@ -1,8 +1,10 @@
 """The cost report: what each method will cost for a model, symbolically and at its sizes.
 
-``ntkc.cost_report(f, params, x1, ...)`` compiles the structured plan (no kernel is run), prices
-all three methods with :mod:`ntkc.passes.cost`, and returns a :class:`CostReport` that renders
-as text (``str(report)``), Markdown (``report.markdown()``) and JSON (``report.json()``).
+``ntkc.cost_report(f, params, x1, ...)`` plans the kernel (:func:`ntkc.plan`: shapes only, no
+kernel is run), prices every method from the plan's structured compilation
+(:mod:`ntkc.passes.cost`), and returns a :class:`CostReport` that renders as text
+(``str(report)``), Markdown (``report.markdown()``) and JSON (``report.json()``).
+:func:`plan_report` reports on a plan already built (``CompiledNTK.cost_report`` does).
 
 >>> import jax, jax.numpy as jnp
 >>> N, W = jax.export.symbolic_shape("N, W")
@@ -24,10 +26,11 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
+from ntkc.ir.compilation import Compilation
 from ntkc.passes.cost import MethodCost, SizeNames, evaluate
-from ntkc.passes.pipeline import Compilation
-from ntkc.passes.select import cheapest, examples_of, price
-from ntkc.problem import build_problem, require_real
+from ntkc.passes.select import cheapest, examples_of
+from ntkc.plan import NTKPlan, PlanOptions, check_options, execute, plan_for
+from ntkc.problem import require_real
 from ntkc.symbolic import concretize, probe_sizes, size_names
 
 PyTree = Any
@@ -187,38 +190,55 @@ def cost_report(f, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
     ``xla=True`` also lowers every method's program (concrete shapes only; nothing is compiled
     or run) and records XLA's FLOP count next to the prediction.
     """
-    dims = dict(dims or {})
+    options = PlanOptions(trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes,
+                          memory_limit=memory_limit)
+    check_options(f, "auto", options)
     probes = probe_sizes(params, x1, x2, kwargs)
+    if xla and probes:
+        raise ValueError("`xla=True` needs concrete shapes: XLA cannot count a symbolic program")
     params_c, x1_c, x2_c = (concretize(t, probes) for t in (params, x1, x2))
-    named = {**{k: v for k, v in dims.items() if k not in probes}, **probes}
-    problem = build_problem(f, x1_c, x2_c, params_c, kwargs, trace_axes=trace_axes,
-                            diagonal_axes=diagonal_axes, vmap_axes=vmap_axes)
+    _require_real_params(params_c)
+    p = plan_for(f, params_c, x1_c, x2_c, kwargs, "auto", options)
+    return plan_report(p, dims=dims, probes=probes, xla=xla, kwargs=kwargs)
+
+
+def _require_real_params(params: PyTree) -> None:
+    for keypath, leaf in jax.tree_util.tree_leaves_with_path(params):
+        if jax.numpy.issubdtype(jax.numpy.result_type(leaf), jax.numpy.complexfloating):
+            raise TypeError(
+                f"`params` leaf {jax.tree_util.keystr(keypath)} is complex; a cost report needs real "
+                "parameters. `ntk_fn` and `ntkc.compile` handle complex models (see ntkc.complex_models).")
+
+
+def plan_report(plan: NTKPlan, *, dims: Mapping[str, int] | None = None, probes: Mapping[str, int] | None = None,
+                xla: bool = False, kwargs: Mapping[str, Any] | None = None) -> CostReport:
+    """The :class:`CostReport` of a plan: every method priced from the plan's one structured
+    compilation (built now if the plan runs another method). ``probes``: symbol -> the probe
+    size standing for it (plans of symbolic shapes); ``xla=True`` lowers every method's program
+    on the plan's shapes with ``kwargs`` and records XLA's FLOP count."""
+    dims, probes, kwargs = dict(dims or {}), dict(probes or {}), dict(kwargs or {})
+    _require_real_params(plan.specs.params)
+    problem = plan.problem
     require_real(problem, "a cost report")
+    named = {**{k: v for k, v in dims.items() if k not in probes}, **probes}
     (n1, n2), _ = examples_of(problem)
     out = jax.tree_util.tree_leaves(problem.out1)[0]
     names = size_names(named, (n1, n2), math.prod(out.shape) // max(n1, 1), factor=bool(probes))
-    comp, costs = price(problem, params_c, names, memory_limit)
-    itemsize = max(np.dtype(jax.numpy.result_type(p)).itemsize for p in jax.tree_util.tree_leaves(params_c))
+    costs = plan.costs(names)
+    itemsize = max(np.dtype(p.dtype).itemsize for p in jax.tree_util.tree_leaves(plan.params))
     costs = {m: costs[m] for m in METHOD_ORDER}
     values = {s.name: v for v, s in names.symbols.items() if s.name not in probes}
     values.update({k: v for k, v in dims.items() if k in probes})
-    report = CostReport(costs=costs, values=values, names=names, comp=comp, chosen=None, itemsize=itemsize)
+    report = CostReport(costs=costs, values=values, names=names, comp=plan.compilation, chosen=None, itemsize=itemsize)
     flops = {m: report.numeric(m)[0] for m in costs}
     chosen = None if any(v is None for v in flops.values()) else cheapest(flops)
-    xla_flops = None
-    if xla:
-        if probes:
-            raise ValueError("`xla=True` needs concrete shapes: XLA cannot count a symbolic program")
-        xla_flops = {m: _xla_flops(f, params, x1, x2, m, trace_axes, diagonal_axes, vmap_axes, kwargs)
-                     for m in costs}
+    xla_flops = {m: _xla_flops(plan.with_method(m), kwargs) for m in costs} if xla else None
     return dataclasses.replace(report, chosen=chosen, xla=xla_flops)
 
 
-def _xla_flops(f, params, x1, x2, method, trace_axes, diagonal_axes, vmap_axes, kwargs) -> float | None:
-    from ntkc.api import ntk_fn
-
-    kernel = ntk_fn(f, trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes, method=method)
-    lowered = jax.jit(lambda a, b, p: kernel(a, b, p, **kwargs)).lower(x1, x2, params)
+def _xla_flops(plan: NTKPlan, kwargs: Mapping[str, Any]) -> float | None:
+    specs = plan.specs
+    lowered = jax.jit(lambda a, b, p: execute(plan, a, b, p, dict(kwargs))).lower(specs.x1, specs.x2, specs.params)
     cost = lowered.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return None if not cost or "flops" not in cost else float(cost["flops"])

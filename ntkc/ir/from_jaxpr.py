@@ -73,7 +73,7 @@ class _Lowering:
 
     def read(self, env, atom):
         if isinstance(atom, jcore.Literal):
-            return Lit(atom.val)
+            return Lit(atom.val, atom.aval.dtype)
         return env[atom]
 
     def consumed(self, out, tangents: list):
@@ -89,7 +89,7 @@ class _Lowering:
 
     def call(self, fn: Callable, atoms: list) -> list:
         """Inline the jaxpr of ``fn`` applied to ``atoms`` (glue such as slicing and stacking)."""
-        structs = [jax.ShapeDtypeStruct(np.shape(a.value), np.asarray(a.value).dtype) if isinstance(a, Lit)
+        structs = [jax.ShapeDtypeStruct(np.shape(a.value), a.array().dtype) if isinstance(a, Lit)
                    else jax.ShapeDtypeStruct(a.shape, a.dtype) for a in atoms]
         closed = jax.make_jaxpr(fn)(*structs)
         return self.lower(closed.jaxpr, closed.consts, list(atoms))
@@ -299,7 +299,7 @@ def is_primitive(value) -> bool:
 
 
 def literal_value(lit: Lit):
-    return np.asarray(lit.value)
+    return lit.array()
 
 
 def infer_outputs(eqn: Eqn) -> list[tuple[tuple[int, ...], Any]]:
@@ -315,3 +315,15 @@ def infer_outputs(eqn: Eqn) -> list[tuple[tuple[int, ...], Any]]:
     structs = [jax.ShapeDtypeStruct(eqn.inputs[i].shape, eqn.inputs[i].dtype) for i in var_pos]
     outs = jax.eval_shape(apply, *structs)
     return [(tuple(o.shape), o.dtype) for o in outs]
+
+
+def is_tracer(value) -> bool:
+    """Whether ``value`` is a tracer of an enclosing transformation (e.g. a constant ``f`` closes
+    over inside a ``jax.jit``): a program holding one is valid only inside that trace."""
+    return isinstance(value, jax.core.Tracer)
+
+
+def holds_tracers(graph: Graph) -> bool:
+    """Whether a lowered graph's constants (those of its kept loops' bodies included) hold
+    tracers of an enclosing transformation."""
+    return any(is_tracer(v) for v in graph.consts.values())

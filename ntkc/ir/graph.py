@@ -32,9 +32,17 @@ class Var:
 
 @dataclasses.dataclass(frozen=True)
 class Lit:
-    """A literal constant appearing as an equation input."""
+    """A literal constant appearing as an equation input; ``dtype`` is the one the traced
+    program gives it (a NumPy ``float64`` scalar in a float32 program is a float32 literal)."""
 
     value: Any
+    dtype: Any = None
+
+    def array(self):
+        """The literal as a NumPy array of its program's dtype."""
+        if self.dtype is None or np.dtype(self.dtype).kind == "V":  # no dtype, or float0
+            return np.asarray(self.value)
+        return np.asarray(self.value, self.dtype)
 
     @property
     def shape(self) -> tuple[int, ...]:

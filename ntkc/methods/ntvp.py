@@ -16,9 +16,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from ntkc.methods.contract import reduce_full_kernel
-from ntkc.problem import NTKProblem
+from ntkc.backends.program import Call, Einsum, Finish, Program
+from ntkc.methods.calls import SideArgs, program_inputs
 
 PyTree = Any
 
@@ -73,41 +74,57 @@ def _columns(column_fn, n_columns: int, chunks: Chunks, dtype) -> jax.Array:
     return jax.lax.map(column_fn, padded, batch_size=chunks.size)[:n_columns]
 
 
-def ntvp_kernel(problem: NTKProblem, params: PyTree, *, memory_limit: int | None = None) -> PyTree:
-    """The NTK by NTK-vector products; one kernel per output leaf. ``memory_limit`` (bytes,
-    default :data:`CHUNK_BYTES`) bounds the parameter cotangents held at once."""
-    from ntkc.methods.jacobian import fallback
-    from ntkc.passes.pipeline import reverse_mode_blocker
+def _columns_fn(problem, one: SideArgs, two: SideArgs | None, budget: int):
+    """``(params, x1, kw1[, x2, kw2]) leaves -> [full kernel of each output leaf]``, each of
+    shape ``out1 + out2`` (x1's output axes first)."""
+    n1 = len(one.names)
 
-    blocker = reverse_mode_blocker(problem, params)
-    if blocker is not None:
-        return fallback(problem, params, blocker, "ntvp")
-    budget = CHUNK_BYTES if memory_limit is None else memory_limit
-    out1, jvp1 = jax.linearize(problem.side1.apply, params)
-    if problem.side2 is None:
-        out2 = out1
-        transpose = jax.linear_transpose(jvp1, params)
-        vjp2 = lambda cot: transpose(cot)[0]
-    else:
-        out2, vjp_fn = jax.vjp(problem.side2.apply, params)
-        vjp2 = lambda cot: vjp_fn(cot)[0]
+    def ntvp(*leaves):
+        params, x1, kw1 = one.unflatten(leaves[:n1])
+        side1 = problem.side1.bind(x1, kw1)
+        out1, jvp1 = jax.linearize(side1.apply, params)
+        if two is None:
+            out2 = out1
+            transpose = jax.linear_transpose(jvp1, params)
+            vjp2 = lambda cot: transpose(cot)[0]
+        else:
+            _, x2, kw2 = two.unflatten(leaves[:one.n_params] + leaves[n1:])
+            out2, vjp_fn = jax.vjp(problem.side2.bind(x2, kw2).apply, params)
+            vjp2 = lambda cot: vjp_fn(cot)[0]
+        leaves2, treedef = jax.tree_util.tree_flatten(out2)
+        leaves1 = jax.tree_util.tree_leaves(out1)
+        kernels = []
+        for index, (leaf1, leaf2) in enumerate(zip(leaves1, leaves2)):
 
-    leaves2, treedef = jax.tree_util.tree_flatten(out2)
-    leaves_axes = treedef.flatten_up_to(problem.axes)
-    kernels = []
-    for index, (leaf2, kernel_axes) in enumerate(zip(leaves2, leaves_axes)):
+            def column(e, index=index, leaf2=leaf2):  # Θ·e = J1 · (J2ᵀ · e), one column of side 2
+                cot = [jnp.zeros(l.shape, l.dtype) for l in leaves2]
+                cot[index] = e.reshape(leaf2.shape)
+                return jax.tree_util.tree_leaves(jvp1(vjp2(jax.tree_util.tree_unflatten(treedef, cot))))[index]
 
-        def column(e, index=index, leaf2=leaf2):
-            cot = [jnp.zeros(l.shape, l.dtype) for l in leaves2]
-            cot[index] = e.reshape(leaf2.shape)
-            tangent = vjp2(jax.tree_util.tree_unflatten(treedef, cot))
-            return jax.tree_util.tree_leaves(jvp1(tangent))[index]
+            chunks = plan_chunks(leaf2.size, _tree_bytes(params) + _tree_bytes(leaf1), budget)
+            full = _columns(column, leaf2.size, chunks, leaf2.dtype).reshape(leaf2.shape + leaf1.shape)
+            nd = leaf1.ndim
+            kernels.append(jnp.moveaxis(full, tuple(range(nd)), tuple(range(nd, 2 * nd))))
+        return kernels
 
-        bytes_per_column = _tree_bytes(params) + _tree_bytes(jax.tree_util.tree_leaves(out1)[index])
-        cols = _columns(column, leaf2.size, plan_chunks(leaf2.size, bytes_per_column, budget), leaf2.dtype)
-        shape1 = jax.tree_util.tree_leaves(out1)[index].shape
-        full = cols.reshape(leaf2.shape + shape1)
-        nd = len(shape1)
-        full = jnp.moveaxis(full, tuple(range(nd)), tuple(range(nd, 2 * nd)))
-        kernels.append(reduce_full_kernel(full, kernel_axes))
-    return jax.tree_util.tree_unflatten(treedef, kernels)
+    return ntvp
+
+
+def ntvp_program(plan) -> Program:
+    """One call computing every output leaf's full kernel column by column, then the traced and
+    diagonal axes of each (one einsum) and their mean."""
+    problem = plan.problem
+    inputs, one, two = program_inputs(problem, plan.params)
+    budget = CHUNK_BYTES if plan.memory_limit is None else plan.memory_limit
+    out1, treedef = jax.tree_util.tree_flatten(problem.out1)
+    axes = treedef.flatten_up_to(problem.axes)
+    full = tuple(f"full{o}" for o in range(len(out1)))
+    steps = [Call(outputs=full, fn=_columns_fn(problem, one, two, budget), args=inputs, name="ntk_columns",
+                  doc="Θ·e for every basis vector e of side 2's outputs: x1 linearized once, x2's VJP reused.")]
+    outputs = []
+    for o, (ka, leaf) in enumerate(zip(axes, out1)):
+        l1, l2, result = ka.labels()
+        steps += [Einsum(output=f"k{o}_full", spec=f"{l1}{l2}->{result}", args=(full[o],)),
+                  Finish(output=f"k{o}", arg=f"k{o}_full", divisor=ka.trace_size(leaf.shape), dtype=np.dtype(leaf.dtype))]
+        outputs.append(f"k{o}")
+    return Program(inputs=inputs, steps=tuple(steps), outputs=tuple(outputs))

@@ -8,7 +8,8 @@ and diagonal axes kept as label identifications; the example axes of x1 and x2 c
 letters. A θ axis neither use mentions is summed over a constant: it multiplies the scale.
 
 Needs: uses and cotangent targets. Guarantees: one :class:`KernelPlan` per output leaf whose
-terms cover every (k1, k2) pair of every leaf, with operand shapes from the graphs.
+terms cover every (k1, k2) pair of every leaf (but pairs reading disjoint parts of the leaf,
+exactly zero), with operand labels and shapes from :mod:`ntkc.ir.operands`.
 """
 
 from __future__ import annotations
@@ -17,74 +18,9 @@ import math
 
 import numpy as np
 
-import jax
-
-from ntkc.ir.terms import COTANGENT, FACTOR, Contraction, KernelPlan, Operand, Term
-
-CONSTANT_RECIPES = frozenset({"constant"})
-
-
-class SideLabels:
-    """Labels and shapes of one side's operands for one output leaf."""
-
-    def __init__(self, comp, k: int, letters: str, out_shape, fx_axis):
-        self.ir = comp.side(k)
-        self.k = k
-        self.batch = (letters[fx_axis],) if fx_axis is not None else ()
-        self.batch_shape = (out_shape[fx_axis],) if fx_axis is not None else ()
-        self.out = tuple(c for i, c in enumerate(letters) if i != fx_axis)
-        self.out_shape = tuple(n for i, n in enumerate(out_shape) if i != fx_axis)
-
-    def name(self, use_index: int, use, label: str) -> str:
-        theta = theta_axes(use)
-        if label in theta:
-            return f"θ{use.leaf}.{theta[label]}"
-        return f"{self.k}:{use_index}:{label}"
-
-    def iteration(self, i: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
-        """(label, size) of a loop use's iteration axis, or empty. Stacked: θ's axis 0, so both
-        sides' iterations are identified (Σ_t, the layers pair with themselves only); shared: a
-        label of this side's own, summed on each side (Σ_t Σ_s, weight sharing across steps)."""
-        use = self.ir.uses[i]
-        if use.loop is None:
-            return (), ()
-        label = f"θ{use.leaf}.0" if use.loop.stacked else f"{self.k}:{i}:iteration"
-        return (label,), (use.loop.length,)
-
-    def cotangent(self, i: int) -> Operand:
-        use = self.ir.uses[i]
-        summed = self.ir.target_of(use).summed
-        z = [(self.name(i, use, l), n) for ax, (l, n) in enumerate(zip(use.form.out_labels, use.output.shape))
-             if ax not in summed]
-        it, it_shape = self.iteration(i)
-        return Operand(side=self.k, kind=COTANGENT, index=i,
-                       labels=self.batch + self.out + it + tuple(l for l, _ in z),
-                       shape=self.batch_shape + self.out_shape + it_shape + tuple(n for _, n in z))
-
-    def factors(self, i: int) -> list[Operand]:
-        use = self.ir.uses[i]
-        it, it_shape = self.iteration(i)
-        ops = []
-        for f, spec in enumerate(use.form.factors):
-            per_example = spec.recipe not in CONSTANT_RECIPES
-            ops.append(Operand(
-                side=self.k, kind=FACTOR, index=i, factor=f,
-                labels=(self.batch + it if per_example else ()) + tuple(self.name(i, use, l) for l in spec.labels),
-                shape=(self.batch_shape + it_shape if per_example else ()) + tuple(spec.shape),
-            ))
-        return ops
-
-
-def theta_axes(use) -> dict[str, int]:
-    """The θ axis each of a use's θ labels stands for (a stacked loop use's form describes θ[t],
-    so its labels are θ's axes from 1 on).
-
-    >>> from types import SimpleNamespace as NS
-    >>> theta_axes(NS(form=NS(theta_labels=("i", "o")), loop=NS(stacked=True)))
-    {'i': 1, 'o': 2}
-    """
-    shift = 1 if use.loop is not None and use.loop.stacked else 0
-    return {l: a + shift for a, l in enumerate(use.form.theta_labels)}
+from ntkc.ir.operands import SideLabels, output_leaves, side_labels_for
+from ntkc.ir.terms import Contraction, KernelPlan, Term
+from ntkc.ir.uses import theta_axes
 
 
 def pair_term(comp, s1: SideLabels, s2: SideLabels, i: int, j: int, result) -> Term:
@@ -101,23 +37,6 @@ def pair_term(comp, s1: SideLabels, s2: SideLabels, i: int, j: int, result) -> T
                 note=note)
 
 
-def output_leaves(comp):
-    """Per output leaf: (batched out1, batched out2, KernelAxes, example axis or None)."""
-    problem = comp.problem
-    out1_leaves, treedef = jax.tree_util.tree_flatten(problem.out1)
-    out2_leaves = treedef.flatten_up_to(problem.out2)
-    axes_leaves = treedef.flatten_up_to(problem.axes)
-    vmap = problem.side1.vmap
-    fx_axes = treedef.flatten_up_to(vmap.out) if vmap is not None else [None] * len(out1_leaves)
-    return list(zip(out1_leaves, out2_leaves, axes_leaves, fx_axes))
-
-
-def side_labels_for(comp, u: int) -> tuple[SideLabels, SideLabels]:
-    out1, out2, ka, fx = output_leaves(comp)[u]
-    l1, l2, _ = ka.labels()
-    return SideLabels(comp, 1, l1, out1.shape, fx), SideLabels(comp, 2, l2, out2.shape, fx)
-
-
 def theta_support(use, theta_ndim: int) -> list:
     """Per θ axis, which indices the use reads (a boolean vector), or None for all of them.
 
@@ -128,7 +47,7 @@ def theta_support(use, theta_ndim: int) -> list:
     axis_of = theta_axes(use)
     for spec in use.form.factors:
         theta_labels = [l for l in spec.labels if l in axis_of]
-        if spec.recipe != "constant" or spec.value is None or len(theta_labels) != 1:
+        if not spec.constant or spec.value is None or len(theta_labels) != 1:
             continue
         axis = axis_of[theta_labels[0]]
         position = list(spec.labels).index(theta_labels[0])
@@ -146,7 +65,7 @@ def disjoint(support_a: list, support_b: list) -> bool:
 
     >>> from types import SimpleNamespace as NS
     >>> pick = lambda i: theta_support(NS(loop=None, form=NS(theta_labels=("l", "w"), factors=(NS(
-    ...     recipe="constant", labels=("o", "l"), value=np.eye(3)[i:i + 1]),))), 2)
+    ...     constant=True, labels=("o", "l"), value=np.eye(3)[i:i + 1]),))), 2)
     >>> disjoint(pick(0), pick(1)), disjoint(pick(1), pick(1))
     (True, False)
     """

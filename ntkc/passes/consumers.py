@@ -1,9 +1,11 @@
 """Find every parameter leaf's consumers and their Jacobian structure.
 
-Needs: a lowered :class:`~ntkc.ir.graph.Graph`. Guarantees: one :class:`Use` per (equation,
-input position) that reads a parameter tangent θ̇_l, with the structure rule's
-:class:`~ntkc.passes.structure_rules.JacobianForm`. Uses whose primitive has no rule get the
-exact dense fallback and a warning naming the primitive and the user's source line.
+Needs: a lowered :class:`~ntkc.ir.graph.Graph`. Guarantees: one :class:`~ntkc.ir.uses.Use` per
+(equation, input position) that reads a parameter tangent θ̇_l, with the structure rule's
+:class:`~ntkc.ir.forms.JacobianForm`. Uses whose primitive has no rule get the exact dense
+fallback and a warning naming the primitive and the user's source line; a parameter read by a
+multi-output primitive raises :class:`~ntkc.errors.MultiOutputConsumer` (the methods then fall
+back to Jacobian contraction).
 """
 
 from __future__ import annotations
@@ -13,58 +15,13 @@ import warnings
 
 import numpy as np
 
-from ntkc.ir.graph import Eqn, Graph, Lit, Var
-from ntkc.passes.structure_rules import JacobianForm, NoStructure, dense_rule, rule_for
+from ntkc.errors import DenseFallbackWarning, MultiOutputConsumer
+from ntkc.ir.forms import JacobianForm
+from ntkc.ir.graph import Eqn, Graph, Lit
+from ntkc.ir.uses import InLoop, Use
+from ntkc.rules import NoStructure, dense_rule, rule_for
 
-
-class DenseFallbackWarning(UserWarning):
-    """A consumer primitive has no structure rule; its Jacobian block is formed densely."""
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class InLoop:
-    """Where a use inside a kept loop's body sits: the loop equation, and whether the parameter
-    is ``stacked`` (iteration t reads θ[t]: θ's axis 0 is the iteration) or shared (every
-    iteration reads all of θ). Such a use stands for ``length`` consumers at once: its
-    cotangent and per-example factors carry a leading iteration axis."""
-
-    eqn: Eqn
-    stacked: bool
-
-    @property
-    def length(self) -> int:
-        return self.eqn.loop.length
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Use:
-    """Parameter leaf ``leaf`` reaches ``output`` through the chain ``eqns`` with structure ``form``.
-
-    ``eqns[0]`` reads θ̇_leaf at input ``position``; :mod:`ntkc.passes.propagate` may extend the
-    chain through cheap ops, composing their forms. ``factor_eqns[i]`` is the equation whose
-    inputs ``form.factors[i]`` is computed from.
-    """
-
-    leaf: int
-    eqns: tuple[Eqn, ...]
-    position: int
-    form: JacobianForm
-    factor_eqns: tuple[Eqn, ...]
-    has_rule: bool
-    loop: InLoop | None = None
-
-    @property
-    def eqn(self) -> Eqn:
-        """The equation reading the parameter tangent."""
-        return self.eqns[0]
-
-    @property
-    def output(self) -> Var:
-        return self.eqns[-1].outputs[0]
-
-    @property
-    def primitives(self) -> str:
-        return "→".join(e.name for e in self.eqns)
+__all__ = ["DenseFallbackWarning", "InLoop", "Use", "find_uses", "form_of", "fold_literals", "readers"]
 
 
 def fold_literals(form: JacobianForm, eqn: Eqn) -> JacobianForm:
@@ -109,16 +66,14 @@ def readers(graph: Graph) -> list[tuple[int, Eqn, int, InLoop | None]]:
 
 
 def find_uses(graph: Graph) -> list[Use]:
+    """Every parameter tangent's consumers as :class:`Use` s (see the module docstring)."""
     uses = []
     for leaf, eqn, pos, loop in readers(graph):
         shapes = [tuple(getattr(v, "shape", ())) for v in eqn.inputs]
         out_shape = eqn.outputs[0].shape
         rule, has_rule = rule_for(eqn.name)
         if len(eqn.outputs) != 1:
-            raise NotImplementedError(
-                f"ntkc structured: parameter consumed by multi-output primitive "
-                f"'{eqn.name}' (from {eqn.source}); use method='jacobian' or 'ntvp'."
-            )
+            raise MultiOutputConsumer(eqn)
         reason = "no structure rule for primitive"
         form = None
         if has_rule:

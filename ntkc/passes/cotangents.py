@@ -1,7 +1,7 @@
 """The cotangent plan: which consumer outputs need ∂f/∂z, and which of their axes to sum out.
 
 All cotangents of a side come from one shared backward sweep (see
-:func:`ntkc.backends.jax_program.side_arrays`): the linear program is re-evaluated with an extra
+:func:`ntkc.backends.operands.example_operands`): the linear program is re-evaluated with an extra
 input δ_z added at every target z, and ``jax.vjp`` w.r.t. the δ's gives every ∂f/∂z at once —
 ordinary reverse mode, built from public transposition only.
 
@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from ntkc.passes.pipeline import CotangentTarget
+from ntkc.ir.compilation import CotangentTarget
 
 
 def summed_axes(forms) -> tuple[int, ...]:
     """Axes of z that every form leaves output-tiled.
 
-    >>> from ntkc.passes.structure_rules import JacobianForm
+    >>> from ntkc.ir.forms import JacobianForm
     >>> bias = JacobianForm(out_labels=("n", "d"), theta_labels=("d",))
     >>> summed_axes([bias])
     (0,)

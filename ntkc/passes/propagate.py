@@ -20,9 +20,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from ntkc.passes.consumers import Use, form_of
+from ntkc.ir.forms import JacobianForm
 from ntkc.ir.graph import Var
-from ntkc.passes.structure_rules import JacobianForm
+from ntkc.ir.uses import Use
+from ntkc.passes.consumers import form_of
 
 
 def is_cheap(form: JacobianForm) -> bool:
@@ -37,7 +38,7 @@ def _rename(labels, mapping) -> tuple[str, ...]:
 def compose(first: JacobianForm, second: JacobianForm, z1_shape, tag: str) -> JacobianForm:
     """The form of ``second ∘ first``: ``second`` reads ``first``'s output at its θ labels.
 
-    >>> from ntkc.passes.structure_rules import JacobianForm
+    >>> from ntkc.ir.forms import JacobianForm
     >>> scale = JacobianForm(out_labels=("d0", "d1"), theta_labels=("d0", "d1"), scale=2.0)
     >>> total = JacobianForm(out_labels=(), theta_labels=("d0", "d1"))
     >>> c = compose(scale, total, (3, 4), "k")

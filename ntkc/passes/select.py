@@ -1,9 +1,9 @@
 """Method choice for ``method="auto"``: the symbolic cost model, evaluated at the actual sizes.
 
-No trial runs: the structured plan is compiled (shapes only), every method is priced from it by
-:func:`ntkc.passes.cost.method_costs`, methods whose predicted peak memory exceeds
-``memory_limit`` (bytes) are excluded, and the fewest predicted FLOPs wins (:func:`cheapest`:
-a tie with Jacobian contraction goes to it). Inside the
+No trial runs: the structured plan is compiled (shapes only), every registered method is priced
+from it (each record's ``cost``), methods whose predicted peak memory exceeds ``memory_limit``
+(bytes) are excluded, and the fewest predicted FLOPs wins (:func:`cheapest`: a tie with
+Jacobian contraction goes to it). Inside the
 structured plan each parameter leaf is already priced both ways (its structured terms, or
 Jacobian contraction of its materialised per-leaf Jacobian, see :mod:`ntkc.passes.sharing`), so
 ``auto`` mixes methods per parameter when that is cheaper.
@@ -11,13 +11,9 @@ Jacobian contraction of its materialised per-leaf Jacobian, see :mod:`ntkc.passe
 
 from __future__ import annotations
 
-import warnings
-from typing import Any, Mapping
+from typing import Mapping
 
 import jax
-import numpy as np
-
-PyTree = Any
 
 #: Jacobian contraction predicted within this factor of the fewest FLOPs is a tie, and a tie goes
 #: to it: its program is fewer, larger operations, and FLOPs do not count per-operation overhead.
@@ -54,50 +50,13 @@ def examples_of(problem):
         (lambda side_ir: (n1 if side_ir.side is problem.side1 else n2) if side_ir.vmapped else 1)
 
 
-def price(problem, params: PyTree, names=None, memory_limit: int | None = None):
-    """(structured compilation, method -> :class:`~ntkc.passes.cost.MethodCost`). Dense-fallback
-    warnings are held back (pricing is not running); :func:`choose` hands them on."""
-    return _price(problem, params, names, memory_limit)[:2]
-
-
-def _price(problem, params, names, memory_limit):
-    from ntkc.passes.consumers import DenseFallbackWarning
-    from ntkc.passes.cost import SizeNames, method_costs
-    from ntkc.passes.pipeline import compile_plan
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DenseFallbackWarning)
-        comp = compile_plan(problem, params, memory_limit=memory_limit)
-    held = [w for w in caught if issubclass(w.category, DenseFallbackWarning)]
-    for w in caught:
-        if w not in held:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    _, examples = examples_of(problem)
-    names = names or SizeNames.create({})
-    return comp, method_costs(comp, names, lambda s: names.dim(examples(s))), held
-
-
-def choose(problem, params: PyTree, memory_limit: int | None = None):
-    """(method, structured compilation, held dense-fallback warnings): the registered method
-    with the fewest predicted FLOPs (:func:`cheapest`) among those predicted to fit. The compilation is returned so
-    that running ``structured`` does not compile the plan a second time."""
-    from ntkc.methods import METHODS
-
-    from ntkc.passes.pipeline import StructureUnavailable
-
-    try:
-        comp, costs, held = _price(problem, params, None, memory_limit)
-    except StructureUnavailable:
-        return "jacobian", None, []  # the method every model supports (forward mode if need be)
-    itemsize = max(np.dtype(jax.numpy.result_type(p)).itemsize for p in jax.tree_util.tree_leaves(params))
-    costs = {m: c for m, c in costs.items() if m in METHODS}
+def choose(costs: Mapping, memory_limit: int | None, itemsize: int) -> str:
+    """The method with the fewest predicted FLOPs (:func:`cheapest`) among those whose predicted
+    peak memory (``itemsize`` bytes per element) fits ``memory_limit``; when none fits, the one
+    with the least memory. ``costs``: method -> :class:`~ntkc.passes.cost.MethodCost` at
+    concrete sizes."""
     fits = {m: c for m, c in costs.items()
             if memory_limit is None or int(c.total_memory) * itemsize <= memory_limit}
-    if not fits:  # nothing fits: the least memory
-        return min(costs, key=lambda m: int(costs[m].total_memory)), comp, held
-    return cheapest({m: int(c.total_flops) for m, c in fits.items()}), comp, held
-
-
-def choose_method(problem, params: PyTree, memory_limit: int | None = None) -> str:
-    """The method :func:`choose` picks."""
-    return choose(problem, params, memory_limit)[0]
+    if not fits:
+        return min(costs, key=lambda m: int(costs[m].total_memory))
+    return cheapest({m: int(c.total_flops) for m, c in fits.items()})

@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from ntkc.ir.terms import JACOBIAN, Contraction, Operand, SideJacobian, Term
-from ntkc.passes.build_terms import SideLabels
+from ntkc.ir.operands import SideLabels, side_labels_for
 from ntkc.passes.order import best_path
 
 
@@ -57,8 +57,6 @@ def outside_in(comp, kernel, sides, leaf: int):
 
 def weight_sharing_pass(comp):
     """Needs: kernel plans from the terms pass. Guarantees: see module docstring."""
-    from ntkc.passes.build_terms import side_labels_for
-
     kernels = []
     for kernel in comp.kernels:
         limit = None if comp.memory_limit is None else comp.memory_limit // np.dtype(kernel.dtype).itemsize

@@ -1,8 +1,8 @@
 """Zoo models with control flow and transformations: scan, fori_loop, cond, remat, custom_jvp,
 max-pooling, multi-output primitives, and an embedding + transformer block.
 
-Registered into :data:`ntkc.testing.ZOO` on import (``ntkc.testing`` imports this module last),
-so every test looping over the zoo covers them.
+Registered into :data:`ntkc.testing.ZOO` on import (``ntkc.testing`` imports it), so every
+test looping over the zoo covers them.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ntkc.testing import ZooInstance, _instance, _register, _Rng
-from ntkc.zoo_models import dense, flatten
+from ntkc.testing.models import dense, flatten
+from ntkc.testing.zoo import Rng, ZooInstance, instance, register
 
 _LAYERS, _WIDTH, _STEPS = 3, 4, 4
 
@@ -107,80 +107,80 @@ def token_transformer(params, ids):
     return dense(params["head"], jnp.mean(h, axis=1))
 
 
-@_register("scan_mlp", "Scan over 3 layers with stacked (3, 4, 4) weights and (3, 4) biases.",
+@register("scan_mlp", "Scan over 3 layers with stacked (3, 4, 4) weights and (3, 4) biases.",
            tags=("scan", "stacked"))
 def _make_scan_mlp(key, dtype=jnp.float32, n1=3, n2=2):
-    rng = _Rng(key, dtype)
+    rng = Rng(key, dtype)
     params = {"in": rng.dense(3, _WIDTH), "w": rng.weight(_LAYERS, _WIDTH, _WIDTH, fan_in=_WIDTH),
               "b": rng.bias(_LAYERS, _WIDTH), "head": rng.dense(_WIDTH, 2)}
-    return _instance(scan_mlp, params, key, dtype, n1, n2, (3,))
+    return instance(scan_mlp, params, key, dtype, n1, n2, (3,))
 
 
-@_register("rnn_scan", "Elman RNN (scan over 4 steps, shared weights), inputs (n, 4, 2).",
+@register("rnn_scan", "Elman RNN (scan over 4 steps, shared weights), inputs (n, 4, 2).",
            tags=("scan", "weight_sharing"))
 def _make_rnn_scan(key, dtype=jnp.float32, n1=3, n2=2):
-    rng = _Rng(key, dtype)
+    rng = Rng(key, dtype)
     params = {"wh": rng.weight(_WIDTH, _WIDTH, fan_in=_WIDTH), "wx": rng.weight(2, _WIDTH, fan_in=2),
               "b": rng.bias(_WIDTH), "head": rng.dense(_WIDTH, 2)}
-    return _instance(rnn_scan, params, key, dtype, n1, n2, (_STEPS, 2))
+    return instance(rnn_scan, params, key, dtype, n1, n2, (_STEPS, 2))
 
 
-@_register("fori_mlp", "fori_loop(0, 3) of sin(h @ shared), dense in/out.", tags=("fori_loop", "weight_sharing"))
+@register("fori_mlp", "fori_loop(0, 3) of sin(h @ shared), dense in/out.", tags=("fori_loop", "weight_sharing"))
 def _make_fori_mlp(key, dtype=jnp.float32, n1=3, n2=2):
-    rng = _Rng(key, dtype)
+    rng = Rng(key, dtype)
     params = {"in": rng.dense(3, _WIDTH), "shared": rng.weight(_WIDTH, _WIDTH, fan_in=_WIDTH),
               "head": rng.dense(_WIDTH, 2)}
-    return _instance(fori_mlp, params, key, dtype, n1, n2, (3,))
+    return instance(fori_mlp, params, key, dtype, n1, n2, (3,))
 
 
-@_register("cond_model", "Per-example lax.cond between a tanh layer and a rational layer.",
+@register("cond_model", "Per-example lax.cond between a tanh layer and a rational layer.",
            tags=("cond",))
 def _make_cond_model(key, dtype=jnp.float32, n1=3, n2=2):
-    rng = _Rng(key, dtype)
+    rng = Rng(key, dtype)
     params = {"a": rng.weight(3, _WIDTH, fan_in=3), "c": rng.weight(3, _WIDTH, fan_in=3),
               "head": rng.dense(_WIDTH, 2)}
-    return _instance(cond_model, params, key, dtype, n1, n2, (3,))
+    return instance(cond_model, params, key, dtype, n1, n2, (3,))
 
 
-@_register("remat_block", "Residual block under jax.checkpoint.", tags=("remat",))
+@register("remat_block", "Residual block under jax.checkpoint.", tags=("remat",))
 def _make_remat_block(key, dtype=jnp.float32, n1=3, n2=2):
-    rng = _Rng(key, dtype)
+    rng = Rng(key, dtype)
     params = {"in": rng.dense(3, _WIDTH), "w1": rng.dense(_WIDTH, _WIDTH), "w2": rng.dense(_WIDTH, _WIDTH),
               "head": rng.dense(_WIDTH, 2)}
-    return _instance(remat_block, params, key, dtype, n1, n2, (3,))
+    return instance(remat_block, params, key, dtype, n1, n2, (3,))
 
 
-@_register("custom_jvp_mlp", "MLP with a custom_jvp softplus.", tags=("custom_jvp",))
+@register("custom_jvp_mlp", "MLP with a custom_jvp softplus.", tags=("custom_jvp",))
 def _make_custom_jvp_mlp(key, dtype=jnp.float32, n1=3, n2=2):
-    rng = _Rng(key, dtype)
+    rng = Rng(key, dtype)
     params = {"hidden": rng.dense(3, 5), "head": rng.dense(5, 2)}
-    return _instance(custom_jvp_mlp, params, key, dtype, n1, n2, (3,))
+    return instance(custom_jvp_mlp, params, key, dtype, n1, n2, (3,))
 
 
-@_register("max_pool_cnn", "Conv 3x3 (4 ch), relu, 2x2 max-pool, dense->2 on 4x4x2 images.",
+@register("max_pool_cnn", "Conv 3x3 (4 ch), relu, 2x2 max-pool, dense->2 on 4x4x2 images.",
            tags=("conv", "max_pool"))
 def _make_max_pool_cnn(key, dtype=jnp.float32, n1=3, n2=2):
-    rng = _Rng(key, dtype)
+    rng = Rng(key, dtype)
     params = {"conv": rng.conv(3, 3, 2, 4, fan_in=18), "head": rng.dense(16, 2)}
-    return _instance(max_pool_cnn, params, key, dtype, n1, n2, (4, 4, 2))
+    return instance(max_pool_cnn, params, key, dtype, n1, n2, (4, 4, 2))
 
 
-@_register("split_model", "jnp.split into three (multi-output primitive), mixed, dense->2.",
+@register("split_model", "jnp.split into three (multi-output primitive), mixed, dense->2.",
            tags=("multi_output",))
 def _make_split_model(key, dtype=jnp.float32, n1=3, n2=2):
-    rng = _Rng(key, dtype)
+    rng = Rng(key, dtype)
     params = {"in": rng.dense(3, 6), "head": rng.dense(4, 2)}
-    return _instance(split_model, params, key, dtype, n1, n2, (3,))
+    return instance(split_model, params, key, dtype, n1, n2, (3,))
 
 
-@_register("token_transformer", "Embedding (6, 4) of int ids (n, 3) + positions, pre-norm "
+@register("token_transformer", "Embedding (6, 4) of int ids (n, 3) + positions, pre-norm "
            "attention and gelu MLP blocks, mean-pooled head->2.", tags=("gather", "int_input", "attention"))
 def _make_token_transformer(key, dtype=jnp.float32, n1=3, n2=2):
-    rng = _Rng(key, dtype)
+    rng = Rng(key, dtype)
     d = 4
     params = {"emb": rng.normal(6, d), "pos": rng.normal(3, d, scale=0.1),
               **{w: rng.weight(d, d, fan_in=d) for w in ("wq", "wk", "wv", "wo")},
               "up": rng.weight(d, 2 * d, fan_in=d), "down": rng.weight(2 * d, d, fan_in=2 * d),
               "head": rng.dense(d, 2)}
-    return ZooInstance(f=token_transformer, params=params, x1=_Rng(key, dtype, 1).ints(n1, 3, high=6),
-                       x2=_Rng(key, dtype, 2).ints(n2, 3, high=6))
+    return ZooInstance(f=token_transformer, params=params, x1=Rng(key, dtype, 1).ints(n1, 3, high=6),
+                       x2=Rng(key, dtype, 2).ints(n2, 3, high=6))

@@ -1,12 +1,15 @@
-"""Python source for IR values and equations: the lax calls of an exported module.
+"""The one equation printer: Python source for the equations of a traced program.
 
 Each equation becomes one line ``out = <call>``. A few primitives have a readable form
 (:data:`PRETTY`: ``a + b``, ``lax.tanh(a)``, ``lax.dot_general(...)``) used when their params
 are exactly what that form binds; every other equation is written as
 ``lax.<name>_p.bind(*inputs, **params)`` — the same primitive with the same parameters, so
-the exported program computes what the in-memory one computes. Parameters are written as
-Python expressions by :func:`value_source`; a parameter with no source form (a jaxpr, a
-sharding) raises :class:`ExportError` naming the primitive and the parameter.
+the exported program computes what the in-memory one computes. Control flow (``scan``, ``cond``,
+``while``: :data:`NESTED`) becomes nested Python functions passed to ``lax.scan``,
+``lax.switch`` and ``lax.while_loop``. Literals and constants keep the dtypes the traced
+program gives them. Parameters are written as Python expressions by :func:`value_source`; a
+parameter with no source form (a sharding) raises :class:`ExportError` naming the primitive and
+the parameter.
 
 >>> import numpy as np
 >>> value_source((1, (2, 3)), ConstantPool())
@@ -25,15 +28,12 @@ import re
 import jax
 import numpy as np
 
-from ntkc.ir.from_jaxpr import is_primitive
-from ntkc.ir.graph import Eqn, Lit, Var
+from ntkc.errors import ExportError
+from ntkc.ir.from_jaxpr import is_primitive, read_closed
+from ntkc.ir.graph import Eqn, Graph, Lit, Var
 
 #: Arrays with at most this many elements are written inline; larger ones go to the pool.
 INLINE_ELEMENTS = 16
-
-
-class ExportError(ValueError):
-    """The program contains something the source backend cannot write as Python."""
 
 
 def _dtype_source(dtype, module: str = "np") -> str:
@@ -114,14 +114,27 @@ def value_source(value, pool: ConstantPool) -> str:
     raise ExportError(f"no source form for a value of type {type(value).__name__}")
 
 
+def _public_primitives() -> dict:
+    found = {}
+    for prefix, module in (("lax.linalg", jax.lax.linalg), ("lax", jax.lax)):
+        for attr in dir(module):
+            value = getattr(module, attr, None)
+            if attr.endswith("_p") and is_primitive(value):
+                found[value] = f"{prefix}.{attr}"
+    return found
+
+
 def primitive_source(primitive) -> str:
-    """``lax.<name>_p`` (or ``lax.linalg.<name>_p``) when that public name is this primitive."""
-    attr = f"{primitive.name}_p"
-    for prefix, module in (("lax", jax.lax), ("lax.linalg", jax.lax.linalg)):
-        if getattr(module, attr, None) is primitive:
-            return f"{prefix}.{attr}"
-    raise ExportError(f"primitive {primitive.name!r} is not public as jax.lax.{attr}; "
-                      "the source backend cannot name it")
+    """The public name of a primitive: ``lax.<attr>`` (or ``lax.linalg.<attr>``) that is it
+    (``scatter-add`` is ``lax.scatter_add_p``)."""
+    if not _PUBLIC:
+        _PUBLIC.update(_public_primitives())
+    if primitive in _PUBLIC:
+        return _PUBLIC[primitive]
+    raise ExportError(f"primitive {primitive.name!r} is not public in jax.lax; the source backend cannot name it")
+
+
+_PUBLIC: dict = {}
 
 
 def _binary(op: str):
@@ -174,9 +187,15 @@ class Names:
 
     def atom(self, atom) -> str:
         if isinstance(atom, Lit):
-            value = np.asarray(atom.value)
+            value = atom.array()
             return _scalar_source(value) if value.ndim == 0 else self.pool.add(value)
         return self.of[atom]
+
+    def child(self) -> "Names":
+        """Names for a nested function: the same pool, numbering continued."""
+        inner = Names(self.pool)
+        inner.count = self.count
+        return inner
 
 
 def _comment(eqn: Eqn) -> str:
@@ -200,26 +219,121 @@ def eqn_call(eqn: Eqn, names: Names) -> str:
     return f"{primitive_source(eqn.primitive)}.bind({', '.join(ins + params)})"
 
 
-#: Primitives whose params hold jaxprs (``scan``, ``cond``, ``while``): name -> function
-#: ``(eqn, names, indent) -> (lines defining nested functions, source of the call)``, registered
-#: by :mod:`ntkc.backends.source_control`.
-NESTED: dict = {}
-
-
-def eqn_lines(eqn: Eqn, names: Names, indent: str, add: dict | None = None) -> list[str]:
-    """Lines assigning ``eqn``'s outputs; ``add`` maps an output var to a source added to it."""
+def eqn_lines(eqn: Eqn, names: Names, indent: str) -> list[str]:
+    """Lines assigning ``eqn``'s outputs."""
     if eqn.name in NESTED:
         defs, call = NESTED[eqn.name](eqn, names, indent)
         outs = [names.of.get(v) or names.new(v) for v in eqn.outputs]
-        lines = defs + [f"{indent}{''.join(o + ', ' for o in outs)}= {call}{_comment(eqn)}"]
-        return lines + [f"{indent}{v} = {v} + {add[var]}" for var, v in zip(eqn.outputs, outs) if add and var in add]
+        return defs + [f"{indent}{''.join(o + ', ' for o in outs)}= {call}{_comment(eqn)}"]
     call = eqn_call(eqn, names)
     outs = [names.of.get(v) or names.new(v) for v in eqn.outputs]
-    extra = [f" + {add[v]}" if add and v in add else "" for v in eqn.outputs]
     if eqn.primitive.multiple_results:
-        lines = [f"{indent}{', '.join(outs)}, = {call}{_comment(eqn)}"]
-        return lines + [f"{indent}{o} = {o}{e}" for o, e in zip(outs, extra) if e]
-    return [f"{indent}{outs[0]} = {call}{extra[0]}{_comment(eqn)}"]
+        return [f"{indent}{''.join(o + ', ' for o in outs)}= {call}{_comment(eqn)}"]
+    return [f"{indent}{outs[0]} = {call}{_comment(eqn)}"]
 
 
-from ntkc.backends import source_control  # noqa: E402,F401  (registers NESTED)
+def live_eqns(graph: Graph) -> list[Eqn]:
+    """The equations the graph's outputs depend on, in order (dead code is not written)."""
+    producer = {v: e for e in graph.eqns for v in e.outputs}
+    needed, stack = set(), [o for o in graph.outputs if isinstance(o, Var) and o in producer]
+    while stack:
+        eqn = producer[stack.pop()]
+        if eqn in needed:
+            continue
+        needed.add(eqn)
+        stack.extend(v for v in eqn.inputs if isinstance(v, Var) and v in producer)
+    return [e for e in graph.eqns if e in needed]
+
+
+def graph_lines(graph: Graph, names: Names, inputs: list[str], indent: str) -> tuple[list[str], list[str]]:
+    """(lines computing ``graph`` from the sources ``inputs`` of its primal inputs, the sources
+    of its outputs)."""
+    bind_consts(graph, names)
+    for var, source in zip(graph.primal_inputs, inputs):
+        names.bind(var, source)
+    lines = [line for eqn in live_eqns(graph) for line in eqn_lines(eqn, names, indent)]
+    return lines, [names.atom(o) for o in graph.outputs]
+
+
+# ---------------------------------------------------------------------------------------------
+# Control flow: ``scan``, ``cond`` and ``while`` as nested functions. Their bodies are jaxprs in
+# the equation's params, read as graphs (nothing is traced). Identities: ``scan`` binds
+# ``(consts, carry, xs)`` in that order and returns ``(carry, ys)``; ``cond``'s first input is
+# the branch index, which ``lax.switch`` clamps (a no-op for the in-range indices ``cond``
+# receives); ``while``'s inputs are ``cond_consts + body_consts + init``.
+
+
+def bind_consts(graph: Graph, names: Names) -> None:
+    """Name a graph's constants by pool entries, in the dtype of the var they stand for."""
+    for var, value in graph.consts.items():
+        names.bind(var, names.pool.add(np.asarray(value, var.dtype)))
+
+
+def _tuple(items: list[str]) -> str:
+    return f"({''.join(i + ', ' for i in items)})"
+
+
+def nested_function(name: str, closed, names: Names, indent: str, consts: list[str],
+                    groups: list[int]) -> tuple[list[str], list[str]]:
+    """(lines of ``def name(arg0, arg1, ...)`` up to its return, its output sources): the
+    jaxpr's inputs after ``consts`` arrive as tuples ``arg0, arg1, ...`` of sizes ``groups``."""
+    graph = read_closed(closed)
+    inner = names.child()
+    bind_consts(graph, inner)
+    inputs = list(graph.primal_inputs)
+    for var, source in zip(inputs, consts):
+        inner.bind(var, source)
+    body = indent + "    "
+    lines = [f"{indent}def {name}({', '.join(f'arg{g}' for g in range(len(groups)))}):"]
+    start = len(consts)
+    for g, size in enumerate(groups):
+        group = inputs[start:start + size]
+        start += size
+        if group:
+            lines.append(f"{body}{''.join(inner.new(v) + ', ' for v in group)}= arg{g}")
+    for eqn in live_eqns(graph):
+        lines += eqn_lines(eqn, inner, body)
+    names.count = inner.count
+    return lines, [inner.atom(a) for a in graph.outputs]
+
+
+def scan_source(eqn, names: Names, indent: str):
+    params = eqn.params
+    ins = [names.atom(a) for a in eqn.inputs]
+    n_consts, n_carry = params["num_consts"], params["num_carry"]
+    consts, init, xs = ins[:n_consts], ins[n_consts:n_consts + n_carry], ins[n_consts + n_carry:]
+    name = f"scan_body{names.count + 1}"
+    lines, outs = nested_function(name, params["jaxpr"], names, indent, consts, [n_carry, len(xs)])
+    lines.append(f"{indent}    return {_tuple(outs[:n_carry])}, {_tuple(outs[n_carry:])}")
+    call = (f"lax.scan({name}, {_tuple(init)}, {_tuple(xs)}, length={params['length']}, "
+            f"reverse={params['reverse']}, unroll={params['unroll']!r})")
+    return lines, f"(lambda carry_ys: (*carry_ys[0], *carry_ys[1]))({call})"
+
+
+def cond_source(eqn, names: Names, indent: str):
+    ins = [names.atom(a) for a in eqn.inputs]
+    index, operands = ins[0], ins[1:]
+    lines, branches = [], []
+    for k, branch in enumerate(eqn.params["branches"]):
+        name = f"branch{names.count + 1}_{k}"
+        branch_lines, outs = nested_function(name, branch, names, indent, [], [len(operands)])
+        lines += branch_lines + [f"{indent}    return {_tuple(outs)}"]
+        branches.append(name)
+    return lines, f"lax.switch({index}, [{', '.join(branches)}], {_tuple(operands)})"
+
+
+def while_source(eqn, names: Names, indent: str):
+    params = eqn.params
+    ins = [names.atom(a) for a in eqn.inputs]
+    n_cond, n_body = params["cond_nconsts"], params["body_nconsts"]
+    cond_consts, body_consts, init = ins[:n_cond], ins[n_cond:n_cond + n_body], ins[n_cond + n_body:]
+    cond_name, body_name = f"while_cond{names.count + 1}", f"while_body{names.count + 1}"
+    cond_lines, (predicate,) = nested_function(cond_name, params["cond_jaxpr"], names, indent, cond_consts, [len(init)])
+    body_lines, outs = nested_function(body_name, params["body_jaxpr"], names, indent, body_consts, [len(init)])
+    lines = cond_lines + [f"{indent}    return {predicate}"] + body_lines + [f"{indent}    return {_tuple(outs)}"]
+    return lines, f"lax.while_loop({cond_name}, {body_name}, {_tuple(init)})"
+
+
+#: Primitives whose params hold jaxprs: name -> ``(eqn, names, indent) -> (lines defining nested
+#: functions, source of the call)``.
+NESTED = {"scan": scan_source, "cond": cond_source, "while": while_source}

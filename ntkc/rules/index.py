@@ -1,11 +1,11 @@
-"""Structure rules for the index primitives (registered into :data:`ntkc.passes.structure_rules.RULES`).
+"""Structure rules of the index primitives, with their recipes.
 
 Shape changes (``reshape``, ``squeeze``) are relabellings, up to a constant identity factor for
 merged or split axes. Selections (``pad``, ``rev``, ``concatenate``, ``slice``, ``cumsum``) act on
 one axis at a time: each affected axis gets a small constant matrix ``S_a[out_a, in_a]``, the
 others are Kronecker deltas. Data-dependent selections (``dynamic_slice``,
 ``dynamic_update_slice``, ``select_n``, ``gather``) get run-time factors computed by the recipes
-of :mod:`ntkc.backends.index_factors` from the index (or predicate) operands.
+below from the index (or predicate) operands, as 0/1 arrays in θ's dtype.
 
 ``expand_dims`` is not a primitive in JAX 0.10.2 (``jnp.expand_dims`` emits ``broadcast_in_dim``,
 which has its own rule).
@@ -17,12 +17,12 @@ import functools
 import math
 from typing import Callable
 
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ntkc.passes.structure_rules import (
-    FactorSpec, JacobianForm, NoStructure, constant_factor, operand_factor, register,
-)
+from ntkc.ir.forms import FactorSpec, JacobianForm, constant_factor, operand_factor
+from ntkc.rules.table import NoStructure, defrecipe, defrule
 
 FactorFor = Callable[[tuple[str, str]], FactorSpec]
 
@@ -89,7 +89,7 @@ def _reshape_form(in_shape, out_shape) -> JacobianForm:
     return JacobianForm(out_labels=tuple(out), theta_labels=tuple(theta), factors=tuple(factors))
 
 
-@register("reshape")
+@defrule("reshape")
 def reshape_rule(shapes, pos, out_shape, name, *, new_sizes, dimensions=None, **params) -> JacobianForm:
     """z = reshape(transpose(θ, dimensions), new_sizes). θ and z axes split into minimal groups
     of equal product: a group of one θ axis and one z axis is a delta, ∂z[i]/∂θ[j] = δ(i, j);
@@ -108,7 +108,7 @@ def reshape_rule(shapes, pos, out_shape, name, *, new_sizes, dimensions=None, **
     return JacobianForm(out_labels=form.out_labels, theta_labels=tuple(theta), factors=form.factors)
 
 
-@register("squeeze")
+@defrule("squeeze")
 def squeeze_rule(shapes, pos, out_shape, name, *, dimensions, **params) -> JacobianForm:
     """z = squeeze(θ, dimensions): a relabelling, ∂z[i]/∂θ[i with 0s inserted] = 1; the
     squeezed size-1 axes of θ are free."""
@@ -138,7 +138,7 @@ def _pad_mask(shape, padding_config) -> np.ndarray:
     return 1.0 - functools.reduce(np.multiply.outer, hits, np.ones(()))
 
 
-@register("pad")
+@defrule("pad")
 def pad_rule(shapes, pos, out_shape, name, *, padding_config, **params) -> JacobianForm:
     """z = pad(θ, v, (lo, hi, interior) per axis). θ = operand: per padded axis the selection
     ∂z[o]/∂θ[j] = δ(o, lo + j·(interior + 1)) (negative padding drops rows), other axes deltas.
@@ -152,14 +152,14 @@ def pad_rule(shapes, pos, out_shape, name, *, padding_config, **params) -> Jacob
     return _axiswise(len(shapes[0]), factor_for)
 
 
-@register("rev")
+@defrule("rev")
 def rev_rule(shapes, pos, out_shape, name, *, dimensions, **params) -> JacobianForm:
     """z = flip(θ, dimensions): per reversed axis ∂z[o]/∂θ[j] = δ(o, n − 1 − j)."""
     shape = shapes[pos]
     return _axiswise(len(shape), {int(a): _constant(np.eye(shape[a])[::-1]) for a in dimensions})
 
 
-@register("tile")
+@defrule("tile")
 def tile_rule(shapes, pos, out_shape, name, *, reps, **params) -> JacobianForm:
     """z = tile(θ, reps): per repeated axis ∂z[o]/∂θ[j] = [o mod n = j], a constant (r·n, n)
     matrix of r stacked identities."""
@@ -168,7 +168,7 @@ def tile_rule(shapes, pos, out_shape, name, *, reps, **params) -> JacobianForm:
                                   for a, r in enumerate(reps) if r != 1})
 
 
-@register("concatenate")
+@defrule("concatenate")
 def concatenate_rule(shapes, pos, out_shape, name, *, dimension, **params) -> JacobianForm:
     """z = concatenate(..., θ, ...) along ``dimension``: ∂z[o]/∂θ[j] = δ(o, j + offset) on that
     axis, offset the total size of the operands before θ; other axes deltas."""
@@ -184,7 +184,7 @@ def _slice_matrix(n: int, start: int, out: int, stride: int) -> np.ndarray:
     return m
 
 
-@register("slice")
+@defrule("slice")
 def slice_rule(shapes, pos, out_shape, name, *, start_indices, limit_indices, strides=None, **params) -> JacobianForm:
     """z = θ[start:limit:stride]: per sliced axis ∂z[o]/∂θ[j] = δ(j, start + o·stride)."""
     shape = shapes[pos]
@@ -197,7 +197,7 @@ def slice_rule(shapes, pos, out_shape, name, *, start_indices, limit_indices, st
     return _axiswise(len(shape), factor_for)
 
 
-@register("cumsum")
+@defrule("cumsum")
 def cumsum_rule(shapes, pos, out_shape, name, *, axis, reverse=False, **params) -> JacobianForm:
     """z = cumsum(θ, axis): ∂z[o]/∂θ[j] = [j ≤ o] (reverse: [j ≥ o]) on that axis, a constant
     triangular matrix; other axes deltas."""
@@ -213,7 +213,7 @@ def _window(operand: int, n: int, s: int, transpose: bool) -> FactorFor:
     return lambda labels: operand_factor(labels, shape, operand, "dynamic_window", (n, s, transpose))
 
 
-@register("dynamic_slice")
+@defrule("dynamic_slice")
 def dynamic_slice_rule(shapes, pos, out_shape, name, *, slice_sizes, **params) -> JacobianForm:
     """z = θ[c_a : c_a + s_a] with c_a = clip(start_a, 0, n_a − s_a): per axis with s_a < n_a
     the run-time selection ∂z[o]/∂θ[j] = δ(j, c_a + o); full-size axes are deltas."""
@@ -223,7 +223,7 @@ def dynamic_slice_rule(shapes, pos, out_shape, name, *, slice_sizes, **params) -
     return _axiswise(len(shapes[0]), factor_for)
 
 
-@register("dynamic_update_slice")
+@defrule("dynamic_update_slice")
 def dynamic_update_slice_rule(shapes, pos, out_shape, name, **params) -> JacobianForm:
     """z = base with the window at c_a = clip(start_a, 0, n_a − s_a) replaced by update.
     θ = base: ∂z[i]/∂base[i] = 1 − [i in window], a block-diagonal mask.
@@ -239,7 +239,7 @@ def dynamic_update_slice_rule(shapes, pos, out_shape, name, **params) -> Jacobia
     return _axiswise(rank, factor_for)
 
 
-@register("select_n")
+@defrule("select_n")
 def select_n_rule(shapes, pos, out_shape, name, **params) -> JacobianForm:
     """z = select_n(which, *cases) with θ = cases[k], k = pos − 1: ∂z[i]/∂θ[i] = [which[i] == k],
     block-diagonal on every axis (a scalar factor for a scalar predicate)."""
@@ -282,7 +282,7 @@ def _gather_theta_label(a, n, s, dn, offset_label, batch, idx_batch_shape, clip)
     return f"t{a}", constant_factor((offset_label, f"t{a}"), np.eye(s, n))
 
 
-@register("gather")
+@defrule("gather")
 def gather_rule(shapes, pos, out_shape, name, *, dimension_numbers, slice_sizes, mode, **params) -> JacobianForm:
     """z = gather(θ, idx): z[b, o] = θ[start(b) + o] on the sliced axes. Per indexed operand axis
     a (index component k) the run-time factor ∂z[b, o]/∂θ[.., j, ..] = δ(j, c_a(b) + o) with
@@ -313,7 +313,7 @@ def gather_rule(shapes, pos, out_shape, name, *, dimension_numbers, slice_sizes,
     return JacobianForm(out_labels=tuple(out), theta_labels=tuple(theta), factors=tuple(factors))
 
 
-@register("scatter-add")
+@defrule("scatter-add")
 def scatter_add_rule(shapes, pos, out_shape, name, *, dimension_numbers, mode, **params) -> JacobianForm:
     """z = scatter_add(operand, idx, updates). θ = operand: ∂z/∂operand = I (deltas).
     θ = updates: scatter-add is the transpose of the gather with the same dimension numbers
@@ -337,3 +337,55 @@ def scatter_add_rule(shapes, pos, out_shape, name, *, dimension_numbers, mode, *
     form = gather_rule([shapes[0], shapes[1]], 0, shapes[2], "gather", dimension_numbers=gather_dn,
                        slice_sizes=slice_sizes, mode=mode)
     return JacobianForm(out_labels=form.theta_labels, theta_labels=form.out_labels, factors=form.factors)
+
+
+# Recipes.
+
+
+def _one_hot_window(start, n: int, s: int, valid=True):
+    """``W[..., o, j] = [j == start[...] + o] · valid[...]`` of shape ``start.shape + (s, n)``."""
+    window = jnp.asarray(start)[..., None] + jnp.arange(s)
+    hit = window[..., None] == jnp.arange(n)
+    return hit & jnp.asarray(valid)[..., None, None]
+
+
+@defrecipe("dynamic_window")
+def dynamic_window(spec, eqn, read, linear_zero):
+    """Selection of ``dynamic_slice``: ``S[o, j] = δ(j, clip(start, 0, n − s) + o)``, shape
+    ``(s, n)``; transposed ``(n, s)`` for the update of ``dynamic_update_slice``."""
+    n, s, transpose = spec.args
+    start = jnp.clip(read(eqn.inputs[spec.operand]), 0, n - s)
+    window = _one_hot_window(start, n, s).astype(eqn.outputs[0].dtype)
+    return window.T if transpose else window
+
+
+@defrecipe("update_mask")
+def update_mask(spec, eqn, read, linear_zero):
+    """``dynamic_update_slice``'s base mask: 1 outside the (clamped) updated window, 0 inside."""
+    dtype = eqn.outputs[0].dtype
+    ones = jnp.ones(eqn.inputs[0].shape, dtype)
+    starts = [read(x) for x in eqn.inputs[2:]]
+    return lax.dynamic_update_slice(ones, jnp.zeros(eqn.inputs[1].shape, dtype), starts)
+
+
+@defrecipe("select_case")
+def select_case(spec, eqn, read, linear_zero):
+    """``[which == k]`` for case ``k`` of ``select_n`` (bool predicates read as 0/1)."""
+    (k,) = spec.args
+    which = jnp.asarray(read(eqn.inputs[0])).astype(jnp.int32)
+    return (which == k).astype(eqn.outputs[0].dtype)
+
+
+@defrecipe("gather_window")
+def gather_window(spec, eqn, read, linear_zero):
+    """One indexed operand axis of ``gather``: ``W[b, o, j] = δ(j, c(b) + o)`` with ``c`` the
+    index component ``k`` clamped to ``[0, n − s]`` (clip) or, for fill, zero where it lies
+    outside that range. Shape ``batch + (s, n)``, or ``batch + (n,)`` for a collapsed axis."""
+    k, n, s, clip, collapsed = spec.args
+    start = jnp.asarray(read(eqn.inputs[1]))[..., k]
+    if clip:
+        window = _one_hot_window(jnp.clip(start, 0, n - s), n, s)
+    else:
+        window = _one_hot_window(start, n, s, (start >= 0) & (start <= n - s))
+    window = window[..., 0, :] if collapsed else window
+    return window.astype(eqn.outputs[0].dtype)
