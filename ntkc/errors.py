@@ -66,4 +66,9 @@ class ExportError(ValueError):
 
 
 class IRError(AssertionError):
-    """The IR violates an invariant (raised by :func:`ntkc.ir.verify.verify`)."""
+    """The IR violates an invariant (raised by :func:`ntkc.ir.verify.verify`); ``invariant``
+    names it (a key of :data:`ntkc.ir.verify.INVARIANTS`)."""
+
+    def __init__(self, message: str, invariant: str | None = None):
+        super().__init__(message)
+        self.invariant = invariant

@@ -1,9 +1,10 @@
 """Run exported NTK modules in an interpreter that cannot import ntkc (used by test_export.py).
 
-Usage: ``python exported_runner.py DIR``. ``DIR/inputs.pkl`` maps a module file name to
+Usage: ``python exported_runner.py DIR [--x64]``. ``DIR/inputs.pkl`` maps a module file name to
 ``(x1, x2, params, eager)``; every module's ``ntk`` runs under ``jax.jit``, and also eagerly when
 ``eager`` is true; the results go to ``DIR/results.pkl`` as ``{file: (eager or None, jitted)}``
-(NumPy leaves).
+(NumPy leaves). JAX runs with its defaults (64-bit types off, as in a user's environment) unless
+``--x64`` is given (modules generated with 64-bit types on need it).
 """
 
 import importlib.abc
@@ -20,7 +21,7 @@ class BlockNtkc(importlib.abc.MetaPathFinder):
         return None
 
 
-def main(directory: str) -> None:
+def main(directory: str, x64: bool = False) -> None:
     sys.meta_path.insert(0, BlockNtkc())
     try:
         import ntkc  # noqa: F401
@@ -30,6 +31,8 @@ def main(directory: str) -> None:
         raise SystemExit("ntkc is importable; the check would be meaningless")
     import jax
     import numpy as np
+
+    jax.config.update("jax_enable_x64", x64)
 
     folder = pathlib.Path(directory)
     inputs = pickle.loads((folder / "inputs.pkl").read_bytes())
@@ -42,4 +45,4 @@ def main(directory: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], x64="--x64" in sys.argv[2:])

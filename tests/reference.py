@@ -1,6 +1,7 @@
 """The brute-force oracle: the empirical NTK from full Jacobians, in float64.
 
-Written independently of ntkc's own code paths: Jacobians by ``jax.jacrev`` (per example, in a
+Written independently of ntkc's own code paths: Jacobians by ``jax.jacrev`` (``jax.jacfwd`` with
+``forward=True``, for models JAX cannot differentiate in reverse; per example, in a
 Python loop, when ``vmap_axes`` is given), the full kernel by an explicit einsum over every
 parameter entry, then traces and diagonals taken with ``numpy.trace`` / ``numpy.diagonal`` one
 axis at a time, following the neural-tangents reference algorithm.
@@ -31,14 +32,15 @@ def _split(kwargs):
     return kw1, kw2
 
 
-def _jacobian_fn(f, unravel, vmap_axis):
+def _jacobian_fn(f, unravel, vmap_axis, forward=False):
     """``(flat_params, x, kwargs) -> Jacobian`` under one ``jax.jit``, so both sides (and every
     example, per-example) share one XLA compilation when their shapes agree."""
+    transform = jax.jacfwd if forward else jax.jacrev
     if vmap_axis is None:
-        return jax.jit(jax.jacrev(lambda p, xx, kw: f(unravel(p), xx, **kw)))
+        return jax.jit(transform(lambda p, xx, kw: f(unravel(p), xx, **kw)))
     out_axis = vmap_axis[1]
     squeeze = lambda tree: jax.tree_util.tree_map(lambda o: jnp.squeeze(o, out_axis), tree)
-    return jax.jit(jax.jacrev(lambda p, xi, kw: squeeze(f(unravel(p), xi, **kw))))
+    return jax.jit(transform(lambda p, xi, kw: squeeze(f(unravel(p), xi, **kw))))
 
 
 def _full_jacobian(jac, flat_params, x, kwargs, vmap_axis):
@@ -79,7 +81,7 @@ def _trace_and_diagonal(ntk, trace_axes, diagonal_axes):
     return ntk / size
 
 
-def oracle_full_ntk(f, x1, x2, params, *, vmap_axis=None, **kwargs):
+def oracle_full_ntk(f, x1, x2, params, *, vmap_axis=None, forward=False, **kwargs):
     """The untraced kernel, one array of shape ``out1 + out2`` per output leaf, in float64.
 
     ``vmap_axis``: None (f on whole batches) or ``(in_axis, out_axis)`` ints (per example).
@@ -87,7 +89,7 @@ def oracle_full_ntk(f, x1, x2, params, *, vmap_axis=None, **kwargs):
     params, x1 = _to64(params), _to64(x1)
     kw1, kw2 = _split(kwargs)
     flat_params, unravel = jax.flatten_util.ravel_pytree(params)
-    jac = _jacobian_fn(f, unravel, vmap_axis)
+    jac = _jacobian_fn(f, unravel, vmap_axis, forward)
     j1 = _full_jacobian(jac, flat_params, x1, kw1, vmap_axis)
     if x2 is None and all(kw1[k] is kw2[k] for k in kw1):
         j2 = j1
@@ -101,7 +103,7 @@ def reduce_oracle(full, *, trace_axes=(-1,), diagonal_axes=()):
     return jax.tree_util.tree_map(lambda k: _trace_and_diagonal(k, trace_axes, diagonal_axes), full)
 
 
-def oracle_ntk(f, x1, x2, params, *, trace_axes=(-1,), diagonal_axes=(), vmap_axis=None, **kwargs):
+def oracle_ntk(f, x1, x2, params, *, trace_axes=(-1,), diagonal_axes=(), vmap_axis=None, forward=False, **kwargs):
     """Θ(x1, x2) in float64, with neural-tangents' output layout."""
-    full = oracle_full_ntk(f, x1, x2, params, vmap_axis=vmap_axis, **kwargs)
+    full = oracle_full_ntk(f, x1, x2, params, vmap_axis=vmap_axis, forward=forward, **kwargs)
     return reduce_oracle(full, trace_axes=trace_axes, diagonal_axes=diagonal_axes)

@@ -1,5 +1,6 @@
-"""Exported standalone source: equal to the compiled kernel in an interpreter without ntkc,
-eagerly and under ``jax.jit``, for every zoo model and method; deterministic; readable."""
+"""Exported standalone source: written from the program that runs, it equals the float64 oracle in
+an interpreter where ntkc cannot be imported, eagerly and under ``jax.jit``, for every zoo model
+and method; it keeps the traced program's dtypes and its loops; it is deterministic and readable."""
 
 from __future__ import annotations
 
@@ -16,65 +17,165 @@ import numpy as np
 import pytest
 
 import ntkc
-from ntkc.backends.source_eqns import ExportError
+from ntkc.export import plan_source
 from ntkc.testing import ZOO
+from reference import oracle_ntk
+from zoo_cases import assert_equal_to_oracle, instance, oracle
 
-METHODS = ("structured", "jacobian", "ntvp")
+METHODS = tuple(ntkc.METHODS)
 RUNNER = pathlib.Path(__file__).with_name("exported_runner.py")
 
 
-def _compiled(name: str, method: str, single_side: bool):
-    inst = ZOO[name].make(jax.random.PRNGKey(0))
-    vmap = 0 if ZOO[name].batch_independent else None
-    x2 = None if single_side else inst.x2
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no zoo model needs a dense fallback
-        c = ntkc.compile(inst.f, inst.params, inst.x1, x2, trace_axes=(), vmap_axes=vmap, method=method,
-                         **inst.kwargs)
-    return c, (inst.x1, x2, inst.params)
+def scaled_attention(p, x):
+    """Attention scaled by ``1 / np.sqrt(d)``: a NumPy float64 constant in a float32 program."""
+    q, k = x @ p["q"], x @ p["k"]
+    s = jnp.einsum("...td,...sd->...ts", q, k) / np.sqrt(4)
+    return (jax.nn.softmax(s) @ x).mean(-2) @ p["o"]
 
 
-def _assert_same(got, want, what):
-    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True):
-        scale = float(np.max(np.abs(w))) or 1.0
-        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * scale, err_msg=what)
+def while_model(p, x):
+    """A ``while`` with a data-dependent trip count: every method computes forward mode."""
+    def body(carry):
+        h, i = carry
+        return jnp.tanh(h @ p["w"]), i + 1
+
+    h, _ = jax.lax.while_loop(lambda c: (c[1] < 3) & (jnp.sum(c[0]) < 100.0), body, (x @ p["a"], 0.0))
+    return h @ p["o"]
 
 
-#: Zoo models in groups; one fresh interpreter runs a group (importing JAX costs seconds).
-GROUPS = [sorted(ZOO)[i::8] for i in range(8)]
+def _extra():
+    rng = np.random.default_rng(1)
+    normal = lambda *s: (rng.normal(size=s) / np.sqrt(s[0])).astype(np.float32)
+    return {
+        "scaled_attention": (scaled_attention, {n: normal(4, 4) for n in "qko"},
+                             rng.normal(size=(3, 5, 4)).astype(np.float32), rng.normal(size=(2, 5, 4)).astype(np.float32)),
+        "while_model": (while_model, {"a": normal(3, 4), "w": normal(4, 4), "o": normal(4, 2)},
+                        rng.normal(size=(3, 3)).astype(np.float32), rng.normal(size=(2, 3)).astype(np.float32)),
+    }
 
 
-@pytest.mark.parametrize("names", GROUPS, ids=lambda names: "+".join(names))
-def test_exported_source_equals_compiled_kernel_without_ntkc(names, tmp_path):
-    """Every zoo model × method: the exported module, run where ntkc cannot be imported, under
-    jax.jit, equals the compiled kernel; so does running it eagerly — for one method per model,
-    in rotation, so each method's module runs eagerly on a third of the zoo (eager execution
-    costs 3–5× a jit, so all 114 eager runs would dominate the suite). A quarter of the models
-    export with x2=None; serialization round-trips are checked on one method per model, in
-    rotation."""
-    expected, inputs = {}, {}
+def _cases(names):
+    """(file, f, params, x1, x2, kwargs, vmap axes, float64 oracle) of every model and method."""
+    cases = []
     for name in names:
-        index = sorted(ZOO).index(name)
+        if name in ZOO:
+            index = sorted(ZOO).index(name)
+            inst = instance(name, jnp.float32)
+            vmap = ZOO[name].batch_independent
+            same = index % 4 == 0  # a quarter of the models export with x2 = None
+            f, params, x1, x2, kwargs = inst.f, inst.params, inst.x1, None if same else inst.x2, inst.kwargs
+            ref = oracle(name, vmap=vmap, same=same)
+        else:
+            f, params, x1, x2 = _extra()[name]
+            kwargs, vmap = {}, True
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ref = oracle_ntk(f, x1, x2, params, trace_axes=(), vmap_axis=(0, 0),
+                                 forward=name == "while_model")
         for method in METHODS:
-            c, args = _compiled(name, method, single_side=index % 4 == 0)
-            file = f"{name}_{method}.py"
-            c.export(tmp_path / file)
-            expected[file] = jax.tree_util.tree_map(np.asarray, c(*args))
-            rotation = METHODS[index % len(METHODS)]
-            inputs[file] = (*jax.tree_util.tree_map(np.asarray, args), method == rotation)
-            if rotation == method:
-                restored = ntkc.deserialize(c.serialize())
-                _assert_same(restored(*args), expected[file], f"{file}: deserialized")
-    (tmp_path / "inputs.pkl").write_bytes(pickle.dumps(inputs))
-    run = subprocess.run([sys.executable, str(RUNNER), str(tmp_path)], capture_output=True, text=True, timeout=900)
+            cases.append((f"{name}_{method}.py", f, params, x1, x2, kwargs, 0 if vmap else None, ref, method))
+    return cases
+
+
+def _run_without_ntkc(folder, inputs: dict, x64: bool) -> dict:
+    """Run the modules of ``folder`` in a fresh interpreter that cannot import ntkc."""
+    (folder / "inputs.pkl").write_bytes(pickle.dumps(inputs))
+    command = [sys.executable, str(RUNNER), str(folder)] + (["--x64"] if x64 else [])
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
-    results = pickle.loads((tmp_path / "results.pkl").read_bytes())
+    return pickle.loads((folder / "results.pkl").read_bytes())
+
+
+#: Zoo models (and the two extra models) in groups; one fresh interpreter runs a group.
+GROUPS = [sorted(ZOO)[i::4] + [["scaled_attention", "while_model"][i % 2]] for i in range(4)]
+
+
+@pytest.mark.parametrize("names", GROUPS, ids=lambda names: f"{names[0]}+{len(names) - 1}")
+def test_exported_source_equals_the_oracle_without_ntkc(names, tmp_path):
+    """Every model × method: the module, run where ntkc cannot be imported, under jax.jit,
+    equals the float64 oracle; eagerly too for one method per model, in rotation."""
+    inputs, expected = {}, {}
+    for i, (file, f, params, x1, x2, kwargs, vmap, ref, method) in enumerate(_cases(names)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ntkc.MethodFallbackWarning)
+            plan = ntkc.plan(f, params, x1, x2, trace_axes=(), vmap_axes=vmap, method=method, **kwargs)
+        (tmp_path / file).write_text(plan_source(plan, kwargs))
+        inputs[file] = (*jax.tree_util.tree_map(np.asarray, (x1, x2, params)), i % len(METHODS) == (i // len(METHODS)) % len(METHODS))
+        dtype = jax.tree_util.tree_leaves(jax.eval_shape(lambda p, x: f(p, x, **kwargs), params, x1))[0].dtype
+        expected[file] = (ref, dtype)
+    results = _run_without_ntkc(tmp_path, inputs, x64=jax.config.jax_enable_x64)
     assert set(results) == set(expected)
-    for file, want in expected.items():
+    for file, (ref, dtype) in expected.items():
         eager, jitted = results[file]
-        _assert_same(jitted, want, f"{file}: jit")
+        assert_equal_to_oracle(jitted, ref, dtype, f"{file}: jit", precision=np.float32)
         if inputs[file][-1]:
-            _assert_same(eager, want, f"{file}: eager")
+            assert_equal_to_oracle(eager, ref, dtype, f"{file}: eager", precision=np.float32)
+
+
+GENERATE = """
+import pathlib, sys, warnings
+import numpy as np, ntkc
+from ntkc.export import plan_source
+sys.path.insert(0, {tests!r})
+import test_export
+folder = pathlib.Path(sys.argv[1])
+for name in ("scaled_attention", "while_model"):
+    f, params, x1, x2 = test_export._extra()[name]
+    for method in ntkc.METHODS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            plan = ntkc.plan(f, params, x1, x2, trace_axes=(), vmap_axes=0, method=method)
+        (folder / f"{{name}}_{{method}}.py").write_text(plan_source(plan))
+"""
+
+
+def test_modules_generated_and_run_with_jax_defaults_equal_the_oracle(tmp_path):
+    """Generated where 64-bit types are off (the default) and run there: a float64 NumPy constant
+    in a float32 program stays float32, and a ``while`` model runs in forward mode."""
+    script = GENERATE.format(tests=str(pathlib.Path(__file__).parent))
+    env = {k: v for k, v in __import__("os").environ.items() if k != "JAX_ENABLE_X64"}
+    run = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                         timeout=600, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    inputs, expected = {}, {}
+    for name, (f, params, x1, x2) in _extra().items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = oracle_ntk(f, x1, x2, params, trace_axes=(), vmap_axis=(0, 0), forward=name == "while_model")
+        for method in METHODS:
+            file = f"{name}_{method}.py"
+            assert "jax_enable_x64" not in (tmp_path / file).read_text(), f"{file} needs 64-bit types"
+            inputs[file] = (x1, x2, params, True)
+            expected[file] = ref
+    results = _run_without_ntkc(tmp_path, inputs, x64=False)
+    for file, ref in expected.items():
+        eager, jitted = results[file]
+        assert_equal_to_oracle(jitted, ref, np.float32, f"{file}: jit")
+        assert_equal_to_oracle(eager, ref, np.float32, f"{file}: eager")
+
+
+def _scan_over_layers(depth):
+    rng = np.random.default_rng(0)
+    params = {"inp": rng.normal(size=(3, 4)), "w": rng.normal(size=(depth, 4, 4)) / 2,
+              "b": rng.normal(size=(depth, 4)), "head": rng.normal(size=(4, 2))}
+    layer = lambda h, wb: (jnp.tanh(h @ wb[0] + wb[1]), None)
+    return lambda p, x: jax.lax.scan(layer, x @ p["inp"], (p["w"], p["b"]))[0] @ p["head"], params
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_scan_over_layers_exports_one_loop_at_any_depth(method):
+    x = np.linspace(-1, 1, 6).reshape(2, 3)
+    lengths = []
+    for depth in (4, 64):
+        f, params = _scan_over_layers(depth)
+        source = plan_source(ntkc.plan(f, params, x, None, trace_axes=(), vmap_axes=0, method=method))
+        lengths.append(len(source.splitlines()))
+        assert "lax.scan(" in source
+    assert lengths[0] == lengths[1]
+    namespace = {}
+    exec(compile(source, "ntk_generated.py", "exec"), namespace)
+    want = oracle_ntk(f, x, None, params, trace_axes=(), vmap_axis=(0, 0))
+    assert_equal_to_oracle(namespace["ntk"](x, None, params), want, np.float64, method)
 
 
 def _three_layer_mlp():
@@ -90,12 +191,12 @@ def _three_layer_mlp():
     return mlp, params, jax.random.normal(keys[0], (5, 4)), jax.random.normal(keys[1], (3, 4))
 
 
-def test_source_is_deterministic_short_and_imports_only_jax_and_numpy():
+def test_source_is_deterministic_readable_and_imports_only_jax_and_numpy():
     f, params, x1, x2 = _three_layer_mlp()
     c = ntkc.compile(f, params, x1, x2, vmap_axes=0, method="structured")
     source = c.source()
-    again = ntkc.compile(f, params, x1, x2, vmap_axes=0, method="structured").source()
-    assert source == again
+    ntkc.plan.cache_clear()
+    assert ntkc.compile(f, params, x1, x2, vmap_axes=0, method="structured").source() == source
     imported = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -103,13 +204,13 @@ def test_source_is_deterministic_short_and_imports_only_jax_and_numpy():
         elif isinstance(node, ast.ImportFrom):
             imported.update(f"{node.module}.{a.name}" for a in node.names)
     assert imported == {"jax", "jax.numpy", "numpy", "jax.lax"}
-    assert len(source.splitlines()) < 160
     for text in ("Predicted cost", "lax.dot_general(", "jnp.einsum(", "params[0][0] via dot_general", "FLOPs",
-                 "def linear(deltas)"):
+                 "def operands(", "jax.vmap(operands"):
         assert text in source
     namespace = {}
     exec(compile(source, "ntk_generated.py", "exec"), namespace)
-    _assert_same(namespace["ntk"](x1, x2, params), c(x1, x2, params), "exec in-process")
+    want = oracle_ntk(f, x1, x2, params, vmap_axis=(0, 0))
+    assert_equal_to_oracle(namespace["ntk"](x1, x2, params), want, x1.dtype, "exec in-process")
 
 
 def test_exported_module_checks_its_arguments():
@@ -132,12 +233,12 @@ def test_unexportable_output_node_is_a_clear_error():
     jax.tree_util.register_pytree_node(Out, lambda o: ((o.y,), None), lambda _, c: Out(*c))
     f = lambda p, x: Out(x @ p)
     c = ntkc.compile(f, jnp.ones((3, 2)), jnp.ones((4, 3)), None, method="jacobian")
-    with pytest.raises(ExportError, match="output pytree node Out has no source form"):
+    with pytest.raises(ntkc.ExportError, match="output pytree node Out has no source form"):
         c.source()
 
 
 def test_cli_export_writes_a_module_that_runs(tmp_path, capsys):
-    from ntkc.cli import main
+    from ntkc.cli import load_model, main
 
     model = pathlib.Path(__file__).parents[1] / "examples" / "mlp_model.py"
     out = tmp_path / "ntk_generated.py"
@@ -145,11 +246,9 @@ def test_cli_export_writes_a_module_that_runs(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     import runpy
 
-    from ntkc.cli import load_model
-
     f, params, x1, _ = load_model(str(model))
     got = runpy.run_path(str(out))["ntk"](x1, None, params)
     assert got.shape == (8, 8, 10, 10)
-    _assert_same(got, ntkc.ntk_fn(f, trace_axes=(), vmap_axes=0, method="structured")(x1, None, params), "cli export")
+    assert_equal_to_oracle(got, oracle_ntk(f, x1, None, params, trace_axes=(), vmap_axis=(0, 0)), x1.dtype, "cli")
     with pytest.raises(SystemExit, match="--method must be one of"):
         main(["export", str(model), "-o", str(out), "--method", "fastest"])

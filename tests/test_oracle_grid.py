@@ -1,28 +1,50 @@
-"""Every method × every zoo model × a grid of trace/diagonal/vmap settings equals the oracle.
+"""Every registered method on every zoo model equals the float64 oracle, and every output-axis
+setting is right on models of every output rank.
 
-The oracle (``tests/reference.py``) is computed once per (model, vmap, x2) in float64; each
-registered method is compared to it in float32 (rtol 1e-4) on every setting, and in float64
-(rtol 1e-10) on the settings in :data:`FLOAT64_SETTINGS` (the axis bookkeeping does not depend
-on the dtype; float64 is there to catch small numerical errors that float32 tolerances hide).
-One test case is one (model, method, vmap): the kernels of all its settings, in both dtypes, are
-built in one ``jax.jit`` program (XLA shares their common forward and backward sweeps, so this
-costs one compile, not one per setting) and compared setting by setting. ``test_axes.py`` and
-``test_structured.py`` call kernels eagerly.
+* :func:`test_every_method_matches_the_oracle` — one case per (model, vmap): every method's full
+  kernel in float64 (tolerance 1e-10, x2 given) and its default traced kernel in float32
+  (x2 = x1), all in one ``jax.jit`` program (one compile; every method's plan shares one
+  analysis of the model).
+* :func:`test_axis_settings` — the trace/diagonal/vmap bookkeeping depends on the output's rank
+  and tree, not on the layers, so every setting runs on four models covering ranks 2, 3, 4 and a
+  pytree output, with every method, in float32 (three settings also in float64).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 import ntkc
 from ntkc.testing import ZOO
-from reference import oracle_full_ntk, reduce_oracle
+from zoo_cases import assert_equal_to_oracle, instance, oracle, out_ndim
+
+
+def _kernels_in_one_jit(programs):
+    """Run ``[(kernel, inst, x2_is_x1), ...]`` inside one jitted function."""
+    def every_kernel(inputs):
+        return [kernel(x1, None if same else x2, params, **inst.kwargs)
+                for (kernel, inst, same), (x1, x2, params) in zip(programs, inputs)]
+    return jax.jit(every_kernel)([(inst.x1, inst.x2, inst.params) for _, inst, _ in programs])
+
+
+@pytest.mark.parametrize("name, vmap", [
+    pytest.param(name, vmap, marks=pytest.mark.xdist_group(name), id=f"{name}-{'vmap' if vmap else 'batch'}")
+    for name in ZOO for vmap in (False, True)])
+def test_every_method_matches_the_oracle(name, vmap):
+    checks, programs = [], []
+    for method in ntkc.METHODS:
+        for dtype, trace_axes, same in ((jnp.float64, (), False), (jnp.float32, (-1,), True)):
+            inst = instance(name, dtype)
+            kernel = ntkc.ntk_fn(inst.f, trace_axes=trace_axes, vmap_axes=0 if vmap else None, method=method)
+            programs.append((kernel, inst, same))
+            ref = oracle(name, trace_axes=trace_axes, vmap=vmap, same=same)
+            checks.append((f"{method}-{jnp.dtype(dtype).name}-trace{trace_axes}", dtype, ref))
+    for (label, dtype, ref), got in zip(checks, _kernels_in_one_jit(programs)):
+        assert_equal_to_oracle(got, ref, dtype, label)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,75 +66,28 @@ SETTINGS = [
     Setting("unsorted_negative", (-1, 1), (), False, 3),
     Setting("vmap_inner_diag", (1,), (-1,), True, 3),
 ]
+FLOAT64_SETTINGS = {"full", "vmap_batch_diag_trace", "vmap_inner_diag"}
 
-FLOAT64_SETTINGS = {"full", "vmap_batch_diag_trace", "vmap_full"}
-
-TOLERANCE = {jnp.float32: dict(rtol=1e-4, atol=1e-4), jnp.float64: dict(rtol=1e-10, atol=1e-10)}
-
-
-@functools.lru_cache(maxsize=None)
-def _out_ndims(model_name):
-    inst = ZOO[model_name].make(jax.random.PRNGKey(0), dtype=jnp.float32)
-    out = jax.eval_shape(lambda p, x: inst.f(p, x, **inst.kwargs), inst.params, inst.x1)
-    return min(leaf.ndim for leaf in jax.tree_util.tree_leaves(out))
+#: Output ranks 2 (mlp), 3 (attention), 4 (conv_image_out) and a dict of ranks 2 and 3.
+AXIS_MODELS = ("mlp", "attention", "conv_image_out", "pytree_out")
 
 
-def _settings(name, vmap, dtype):
-    ndim = _out_ndims(name)
-    return [s for s in SETTINGS if s.vmap == vmap and s.min_ndim <= ndim
-            and (dtype == jnp.float32 or s.name in FLOAT64_SETTINGS)]
-
-
-def _cases():
-    return [pytest.param(name, method, vmap, marks=pytest.mark.xdist_group(name),
-                         id=f"{name}-{method}-{'vmap' if vmap else 'batch'}")
-            for name in ZOO for method in ntkc.METHODS for vmap in (False, True)
-            if _settings(name, vmap, jnp.float32)]
-
-
-@functools.lru_cache(maxsize=None)
-def _instance(name, dtype):
-    return ZOO[name].make(jax.random.PRNGKey(0), dtype=dtype)
-
-
-@functools.lru_cache(maxsize=None)
-def _full_oracle(name, vmap, same):
-    inst = _instance(name, jnp.float64)
-    return oracle_full_ntk(
-        inst.f, inst.x1, None if same else inst.x2, inst.params,
-        vmap_axis=(0, 0) if vmap else None, **inst.kwargs,
-    )
-
-
-def _oracle(name, setting):
-    # A traced or diagonal batch axis needs N1 == N2: use x2 = x1 then.
-    ndim = _out_ndims(name)
-    same = 0 in [a % ndim for a in (*setting.trace_axes, *setting.diagonal_axes)]
-    full = _full_oracle(name, setting.vmap, same)
-    ref = reduce_oracle(full, trace_axes=setting.trace_axes, diagonal_axes=setting.diagonal_axes)
-    return ref, same
-
-
-@pytest.mark.parametrize("name, method, vmap", _cases())
-def test_method_matches_oracle(name, method, vmap):
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xdist_group(n)) for n in AXIS_MODELS])
+def test_axis_settings(name):
     checks, programs = [], []
-    for dtype in (jnp.float32, jnp.float64):
-        inst = _instance(name, dtype)
-        for setting in _settings(name, vmap, dtype):
-            ref, same = _oracle(name, setting)
-            kernel = ntkc.ntk_fn(inst.f, trace_axes=setting.trace_axes, diagonal_axes=setting.diagonal_axes,
-                                 vmap_axes=0 if vmap else None, method=method)
-            checks.append((f"{setting.name}-{jnp.dtype(dtype).name}", dtype, ref))
-            programs.append((kernel, inst, same))
-
-    def every_kernel(inputs):
-        return [kernel(x1, None if same else x2, params, **inst.kwargs)
-                for (kernel, inst, same), (x1, x2, params) in zip(programs, inputs)]
-
-    inputs = [(inst.x1, inst.x2, inst.params) for _, inst, _ in programs]
-    for (label, dtype, ref), got in zip(checks, jax.jit(every_kernel)(inputs)):
-        assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(ref), label
-        for g, r in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(ref)):
-            assert g.shape == r.shape, label
-            assert g.dtype == dtype, f"{label}: kernel dtype {g.dtype}, expected {dtype}"
-            np.testing.assert_allclose(np.asarray(g, np.float64), r, err_msg=label, **TOLERANCE[dtype])
+    for method in ntkc.METHODS:
+        for setting in SETTINGS:
+            if setting.min_ndim > out_ndim(name):
+                continue
+            # A traced or diagonal batch axis needs N1 == N2: x2 = x1 then.
+            same = 0 in [a % out_ndim(name) for a in (*setting.trace_axes, *setting.diagonal_axes)]
+            for dtype in (jnp.float32, jnp.float64) if setting.name in FLOAT64_SETTINGS else (jnp.float32,):
+                inst = instance(name, dtype)
+                kernel = ntkc.ntk_fn(inst.f, trace_axes=setting.trace_axes, diagonal_axes=setting.diagonal_axes,
+                                     vmap_axes=0 if setting.vmap else None, method=method)
+                programs.append((kernel, inst, same))
+                ref = oracle(name, trace_axes=setting.trace_axes, diagonal_axes=setting.diagonal_axes,
+                             vmap=setting.vmap, same=same)
+                checks.append((f"{method}-{setting.name}-{jnp.dtype(dtype).name}", dtype, ref))
+    for (label, dtype, ref), got in zip(checks, _kernels_in_one_jit(programs)):
+        assert_equal_to_oracle(got, ref, dtype, label)

@@ -183,7 +183,9 @@ def _sweep(side_ir, env: dict, out_shapes) -> dict:
         for target, cot in zip(targets, cots):
             cot = cot.reshape(tuple(shape) + stacked(target))
             first = len(shape) + (target.loop is not None)
-            cotangents[(u, target.var)] = cot.sum(axis=tuple(first + a for a in target.summed))
+            if target.summed:
+                cot = cot.sum(axis=tuple(first + a for a in target.summed))
+            cotangents[(u, target.var)] = cot
     return cotangents
 
 

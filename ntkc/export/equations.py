@@ -4,12 +4,13 @@ Each equation becomes one line ``out = <call>``. A few primitives have a readabl
 (:data:`PRETTY`: ``a + b``, ``lax.tanh(a)``, ``lax.dot_general(...)``) used when their params
 are exactly what that form binds; every other equation is written as
 ``lax.<name>_p.bind(*inputs, **params)`` — the same primitive with the same parameters, so
-the exported program computes what the in-memory one computes. Control flow (``scan``, ``cond``,
+the exported program computes what the in-memory one computes (sharding annotations, which
+place data but do not change values, are dropped: an exported module runs on one device).
+Control flow (``scan``, ``cond``,
 ``while``: :data:`NESTED`) becomes nested Python functions passed to ``lax.scan``,
 ``lax.switch`` and ``lax.while_loop``. Literals and constants keep the dtypes the traced
 program gives them. Parameters are written as Python expressions by :func:`value_source`; a
-parameter with no source form (a sharding) raises :class:`ExportError` naming the primitive and
-the parameter.
+parameter with no source form raises :class:`ExportError` naming the primitive and the parameter.
 
 >>> import numpy as np
 >>> value_source((1, (2, 3)), ConstantPool())
@@ -52,15 +53,29 @@ def _scalar_source(value) -> str:
     return f"{dtype}({item!r})"
 
 
+#: Types that exist only with ``jax_enable_x64``: a program using one needs that mode to run.
+WIDE = frozenset({"int64", "uint64", "float64", "complex128"})
+
+
 class ConstantPool:
-    """Module-level constants, named ``C0, C1, ...`` in order of first use (equal arrays share)."""
+    """Module-level constants, named ``C0, C1, ...`` in order of first use (equal arrays share).
+    ``wide`` records whether any value written so far has a 64-bit type (see :data:`WIDE`)."""
 
     def __init__(self) -> None:
         self.names: dict[tuple, str] = {}
         self.lines: list[str] = []
+        self.wide = False
+
+    def note(self, dtype) -> None:
+        """Record a dtype the written program uses."""
+        try:
+            self.wide = self.wide or np.dtype(dtype).name in WIDE
+        except TypeError:  # not a NumPy dtype (e.g. a key type)
+            pass
 
     def add(self, array) -> str:
         array = np.asarray(array)
+        self.note(array.dtype)
         key = (array.dtype.str, array.shape, array.tobytes())
         if key not in self.names:
             name = f"C{len(self.names)}"
@@ -82,9 +97,14 @@ def value_source(value, pool: ConstantPool) -> str:
     """A Python expression (over ``np``, ``jnp``, ``lax``) equal to a primitive parameter."""
     if value is None or isinstance(value, (bool, int, str)):
         return repr(value)
+    if isinstance(value, (np.integer, np.bool_)):  # a static index or flag: its type is immaterial
+        return repr(value.item())
+    if isinstance(value, jax.sharding.Sharding):  # placement only: one device in exported code
+        return "None"
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
     if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        pool.note(value)
         return _dtype_source(value, "jnp")
     if is_primitive(value):
         return primitive_source(value)
@@ -110,6 +130,7 @@ def value_source(value, pool: ConstantPool) -> str:
         return "{" + ", ".join(f"{k!r}: {value_source(v, pool)}" for k, v in value.items()) + "}"
     if isinstance(value, (np.ndarray, np.generic, jax.Array)):
         array = np.asarray(value)
+        pool.note(array.dtype)
         return _scalar_source(array) if array.ndim == 0 else pool.add(array)
     raise ExportError(f"no source form for a value of type {type(value).__name__}")
 
@@ -156,9 +177,30 @@ def _dot_general(ins, params, src):
             f"preferred_element_type={src(params['preferred_element_type'])})")
 
 
+def _convert(ins, params, src):
+    # The public function binds the same primitive; weak typing and placement do not change the
+    # value, and every later equation's input dtype is fixed by the traced program.
+    return f"lax.convert_element_type({ins[0]}, {src(params['new_dtype'])})"
+
+
+def _scatter(fn: str):
+    """``lax.scatter_add(...)`` and friends: the public function builds the ``update_jaxpr``."""
+    def form(ins, params, src):
+        if params.get("update_consts"):
+            return None
+        return (f"lax.{fn}({', '.join(ins)}, {src(params['dimension_numbers'])}, "
+                f"indices_are_sorted={params['indices_are_sorted']!r}, unique_indices={params['unique_indices']!r}, "
+                f"mode={src(params['mode'])})")
+    return form
+
+
 #: Readable forms: primitive name -> (input sources, params, value_source) -> source, or None
-#: to fall back to ``bind``. Each binds its primitive with exactly ``params``.
+#: to fall back to ``bind``. Each binds its primitive with ``params``.
 PRETTY = {
+    "convert_element_type": _convert,
+    **{name: _scatter(fn) for name, fn in (("scatter-add", "scatter_add"), ("scatter", "scatter"),
+                                            ("scatter-mul", "scatter_mul"), ("scatter-min", "scatter_min"),
+                                            ("scatter-max", "scatter_max"))},
     "add": _binary("+"), "add_any": _binary("+"), "sub": _binary("-"), "mul": _binary("*"),
     "neg": lambda ins, params, src: None if params else f"-{ins[0]}",
     "max": lambda ins, params, src: None if params else f"lax.max({ins[0]}, {ins[1]})",
@@ -178,9 +220,11 @@ class Names:
         self.count = 0
 
     def bind(self, var: Var, name: str) -> None:
+        self.pool.note(var.dtype)
         self.of[var] = name
 
     def new(self, var: Var) -> str:
+        self.pool.note(var.dtype)
         self.count += 1
         self.of[var] = f"v{self.count}"
         return self.of[var]
@@ -188,6 +232,7 @@ class Names:
     def atom(self, atom) -> str:
         if isinstance(atom, Lit):
             value = atom.array()
+            self.pool.note(value.dtype)
             return _scalar_source(value) if value.ndim == 0 else self.pool.add(value)
         return self.of[atom]
 

@@ -226,6 +226,8 @@ def module_source(plan, kwargs: dict, summary: list[str], name: str = "f") -> st
                 value = values[n]
                 aliases[n] = value_source(np.asarray(value, jax.numpy.result_type(value)), pool)
     input_specs = {n: jax.ShapeDtypeStruct(jax.numpy.shape(v), jax.numpy.result_type(v)) for n, v in values.items()}
+    for spec in input_specs.values():
+        pool.note(spec.dtype)
     printer = _Printer(program, input_specs, aliases, pool)
     body = printer.body()
     out_tree = jax.tree_util.tree_structure(problem.out1)
@@ -237,8 +239,12 @@ def module_source(plan, kwargs: dict, summary: list[str], name: str = "f") -> st
     a_names = [aliases[n] for n in program.inputs if n.startswith("x1_")]
     b_names = [aliases[n] for n in program.inputs if n.startswith("x2_")]
     signature = ["", "", "def ntk(x1, x2, params):",
-                 f'    """The NTK Θ(x1, x2) for the shapes above; returns {"an array" if single else "a pytree like f`s output"}."""',
-                 f"    {_tuple(p_names)} = _leaves(params, PARAMS, 'params')",
+                 f'    """The NTK Θ(x1, x2) for the shapes above; returns {"an array" if single else "a pytree like f`s output"}."""']
+    if pool.wide:
+        signature += ["    if not jax.config.jax_enable_x64:",
+                      "        raise RuntimeError('this kernel was generated with 64-bit types (jax_enable_x64=True); '",
+                      "                           \"enable them first: jax.config.update('jax_enable_x64', True)\")"]
+    signature += [f"    {_tuple(p_names)} = _leaves(params, PARAMS, 'params')",
                  f"    {_tuple(a_names)} = _leaves(x1, X1, 'x1')"]
     if specs.x2 is None:
         signature.append("    if x2 is not None:\n        raise ValueError('`x2` was None at compile time, but is given now.')")
