@@ -18,8 +18,9 @@ a pure function.
 >>> import jax, jax.numpy as jnp
 >>> f = lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"]
 >>> params = {"w": jnp.ones((3, 8)) / 3, "v": jnp.ones((8, 2)) / 8}
->>> p = plan(f, params, jax.ShapeDtypeStruct((4, 3), jnp.float32), vmap_axes=0, method="structured")
->>> p.method, run_plan(p, jnp.ones((4, 3)), None, params).shape
+>>> x = jnp.ones((4, 3))
+>>> p = plan(f, params, jax.ShapeDtypeStruct(x.shape, x.dtype), vmap_axes=0, method="structured")
+>>> p.method, run_plan(p, x, None, params).shape
 ('structured', (4, 4))
 """
 
@@ -96,13 +97,14 @@ class Analysis:
     """Shape-only facts of one real NTK problem, shared by the plans of every method: the
     lowered graphs (always built: they tell whether reverse mode exists), and — when a method or
     a report needs it — the structured compilation and every method's predicted cost. Each is
-    computed at most once."""
+    computed at most once. ``loops=False`` unrolls every linear scan (kept loops are the
+    default; the unrolled program is the reference they are tested against)."""
 
-    def __init__(self, problem: NTKProblem, params: PyTree, options: PlanOptions, specs: "Specs"):
+    def __init__(self, problem: NTKProblem, params: PyTree, options: PlanOptions, specs: "Specs", loops: bool = True):
         self.problem, self.specs, self.options = problem, specs, options
         self.params = shape_structs(params)
         self.memory_limit = options.memory_limit
-        self.lowered = lower_sides(problem, self.params, memory_limit=self.memory_limit)
+        self.lowered = lower_sides(problem, self.params, memory_limit=self.memory_limit, loops=loops)
         self.reverse = reverse_blocker(self.lowered)
         self._compiled = None
         self._costs: dict = {}

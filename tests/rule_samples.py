@@ -3,7 +3,7 @@
 A sample is a function ``fn(theta, other)`` linear in ``theta`` in which the primitive reads
 ``theta`` directly (it is traced as written, not linearized), plus concrete ``theta`` (an array)
 and ``other`` (any pytree of arrays, or None) values. ``tests/test_rules.py``
-loops over :data:`ntkc.passes.structure_rules.RULES` and fails for a rule without samples.
+loops over :data:`ntkc.rules.RULES` and fails for a rule without samples.
 """
 
 from __future__ import annotations

@@ -233,7 +233,7 @@ def test_a_predicted_tie_with_jacobian_goes_to_jacobian():
     """Weights shared by 64 tokens of 3 features: structured saves 0.05 % of jacobian's FLOPs, a
     tie, which auto and the cost report give to jacobian (at such ties structured measured up to
     2x slower: docs/benchmarks.md)."""
-    from ntkc.passes.select import TIE, choose_method
+    from ntkc.passes.select import TIE
 
     def tokens(p, x):
         return jnp.mean(jnp.tanh(x @ p["w"]), axis=1) @ p["v"]
@@ -244,45 +244,23 @@ def test_a_predicted_tie_with_jacobian_goes_to_jacobian():
     flops = {m: report.numeric(m)[0] for m in report.costs}
     assert flops["structured"] < flops["jacobian"] <= flops["structured"] * TIE
     assert report.chosen == "jacobian" and "a tie with structured" in report.why()
-    problem = build_problem(tokens, x, x, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
-    assert choose_method(problem, params) == "jacobian"
+    assert ntkc.plan(tokens, params, x, x, trace_axes=(), vmap_axes=0).method == "jacobian"
 
 
 def test_auto_excludes_methods_that_do_not_fit_the_memory_limit():
-    from ntkc.passes.select import cheapest, choose_method, price
+    from ntkc.passes.select import cheapest
 
     params = [(jnp.ones((3, 32)), jnp.ones(32)), (jnp.ones((32, 4)), jnp.ones(4))]
     x = jnp.ones((8, 3))
-    problem = build_problem(_mlp, x, None, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
-    _, costs = price(problem, params)
-    flops = {m: int(c.total_flops) for m, c in costs.items()}
-    memory = {m: int(c.total_memory) * 8 for m, c in costs.items()}  # float64 parameters
+    priced = lambda plan: ({m: int(c.total_flops) for m, c in plan.costs().items()},
+                           {m: int(c.total_memory) * 8 for m, c in plan.costs().items()})  # float64 parameters
+    free = ntkc.plan(_mlp, params, x, trace_axes=(), vmap_axes=0)
+    flops, memory = priced(free)
     best = cheapest(flops)
-    assert choose_method(problem, params) == best
+    assert free.method == best
     limit = memory[best] - 1
-    fitting = [m for m in costs if memory[m] <= limit]
-    expected = min(fitting, key=flops.get) if fitting else min(memory, key=memory.get)
-    assert choose_method(problem, params, memory_limit=limit) == expected != best
-
-
-def test_auto_running_structured_reuses_its_plan_and_still_warns(monkeypatch):
-    """auto prices with the structured plan; when it runs structured it reuses that plan (no
-    second compilation) and the dense-fallback warnings held back while pricing are emitted."""
-    import ntkc.passes.pipeline as pipeline
-    import ntkc.passes.select as select
-
-    compiled = []
-    original = pipeline.compile_plan
-    monkeypatch.setattr(pipeline, "compile_plan", lambda *a, **k: compiled.append(1) or original(*a, **k))
-    real_choose = select.choose
-    monkeypatch.setattr(ntkc.api, "choose", lambda *a, **k: ("structured", *real_choose(*a, **k)[1:]))
-    rng = np.random.default_rng(0)
-    params = {"w": jnp.asarray(rng.normal(size=(4, 6))), "v": jnp.asarray(rng.normal(size=(6, 3))),
-              "b": jnp.asarray(rng.normal(size=(3,)))}
-    x = jnp.asarray(rng.normal(size=(2, 4)))
-    with pytest.warns(ntkc.passes.consumers.DenseFallbackWarning, match="triangular_solve"):
-        got = ntkc.ntk_fn(_fallback_model, trace_axes=(), vmap_axes=0, method="auto")(x, None, params)
-    assert len(compiled) == 1
-    from reference import oracle_ntk
-    ref = oracle_ntk(_fallback_model, x, None, params, trace_axes=(), diagonal_axes=(), vmap_axis=(0, 0))
-    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-10, atol=1e-10)
+    limited = ntkc.plan(_mlp, params, x, trace_axes=(), vmap_axes=0, memory_limit=limit)
+    flops, memory = priced(limited)
+    fitting = {m: f for m, f in flops.items() if memory[m] <= limit}
+    expected = cheapest(fitting) if fitting else min(memory, key=memory.get)
+    assert limited.method == expected != best

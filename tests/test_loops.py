@@ -103,14 +103,18 @@ def test_plan_size_does_not_grow_with_depth():
 
 
 def test_unrolled_plan_grows_and_agrees():
+    from ntkc.plan import Analysis, PlanOptions, Specs
+
     x = np.random.default_rng(4).normal(size=(2, 3))
     f, params = _deep(6)
     kept, unrolled = _plan(f, params, x), _plan(f, params, x, loops=False)
     assert len(unrolled.sides[0].graph.eqns) > 6 * len(kept.sides[0].graph.eqns) // 2
     assert not any(u.loop for u in unrolled.sides[0].uses)
-    from ntkc.backends.jax_program import run_plan
-    run = lambda comp: jax.jit(lambda p: run_plan(comp, p))(params)
-    np.testing.assert_allclose(run(kept), run(unrolled), rtol=1e-12, atol=1e-13)
+    specs = Specs.of(x, None, params, {})
+    problem = build_problem(f, x, None, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
+    run = lambda loops: ntkc.run_plan(Analysis(problem, params, PlanOptions(trace_axes=(), vmap_axes=0), specs,
+                                               loops=loops).plan("structured", specs), x, None, params)
+    np.testing.assert_allclose(run(True), run(False), rtol=1e-12, atol=1e-13)
 
 
 def test_shared_weight_in_a_loop_is_one_use_with_its_own_iteration_labels():
@@ -137,24 +141,12 @@ def while_model(p, x):
     return h @ p["head"]
 
 
-def _forward_oracle(f, x1, x2, params):
-    """Θ[a, b, i, j] = Σ_θ ∂f(x1)[a, i]/∂θ ∂f(x2)[b, j]/∂θ, from per-example ``jax.jacfwd``."""
-    one = jax.jit(jax.jacfwd(lambda p, xk: f(p, xk)[0]))
-
-    def jac(x):
-        rows = [one(params, x[k:k + 1]) for k in range(x.shape[0])]
-        return np.stack([np.concatenate([np.asarray(l).reshape(l.shape[0], -1)
-                                         for l in jax.tree_util.tree_leaves(r)], axis=1) for r in rows])
-    j1, j2 = jac(x1), jac(x2)
-    return np.einsum("aip,bjp->abij", j1, j2)
-
-
 @pytest.mark.parametrize("method", ["jacobian", "ntvp", "structured", "auto"])
 def test_data_dependent_while_falls_back_to_forward_mode(method):
     params = _params()
     x1 = np.random.default_rng(5).normal(size=(3, 3))
     x2 = np.random.default_rng(6).normal(size=(2, 3))
-    want = _forward_oracle(while_model, x1, x2, params)
+    want = oracle_ntk(while_model, x1, x2, params, trace_axes=(), vmap_axis=(0, 0), forward=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         got = jax.jit(ntkc.ntk_fn(while_model, trace_axes=(), vmap_axes=0, method=method))(x1, x2, params)

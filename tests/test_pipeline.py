@@ -97,14 +97,15 @@ def test_weight_sharing_goes_outside_in_when_cheaper():
 
 
 def test_memory_limit_changes_nothing_but_the_order():
-    from ntkc.backends.jax_program import run_plan
+    import ntkc
+
     inst = ZOO["conv_valid_strided_dilated"].make(jax.random.PRNGKey(0), dtype=jnp.float64)
-    problem = _problem(inst, True, trace_axes=())
-    free = compile_plan(problem, inst.params)
-    tight = compile_plan(problem, inst.params, memory_limit=8 * 64)
-    assert max(c.largest for k in tight.kernels for c in k.contractions()) <= \
-        max(c.largest for k in free.kernels for c in k.contractions())
-    np.testing.assert_allclose(run_plan(tight, inst.params), run_plan(free, inst.params), rtol=1e-12)
+    free, tight = (ntkc.plan(inst.f, inst.params, inst.x1, inst.x2, trace_axes=(), vmap_axes=0, method="structured",
+                             memory_limit=limit) for limit in (None, 8 * 64))
+    largest = lambda plan: max(c.largest for k in plan.compilation.kernels for c in k.contractions())
+    assert largest(tight) <= largest(free)
+    run = lambda plan: ntkc.run_plan(plan, inst.x1, inst.x2, inst.params)
+    np.testing.assert_allclose(run(tight), run(free), rtol=1e-12)
 
 
 def test_no_private_jax_imports():

@@ -1,7 +1,7 @@
 """Every structure rule's form equals its primitive's linear map, and the rule tables agree.
 
-Looped over :data:`ntkc.passes.structure_rules.RULES`: a new rule is tested automatically, and a
-rule without samples in ``rule_samples.py`` fails.
+Looped over :data:`ntkc.rules.RULES`: a new rule is tested automatically, and a rule without
+samples in ``rule_samples.py`` fails.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ import jax
 import numpy as np
 import pytest
 
-from ntkc.backends.factors import FACTOR_OPS, apply_form
-from ntkc.backends.jax_program import PrimalEnv
+from ntkc.backends.operands import PrimalEnv
 from ntkc.ir.from_jaxpr import bind, lower_linear
 from ntkc.passes.consumers import find_uses
-from ntkc.passes.structure_rules import RULES
+from ntkc.rules import RECIPES, RULES, apply_form
 from rule_samples import SAMPLES
 
 
@@ -35,7 +34,7 @@ def test_samples_name_only_rules():
 def test_every_recipe_used_by_a_sample_exists():
     """Recipes are checked where rules produce them: any unknown name fails the rule test; this
     checks the table itself is consistent (callable entries)."""
-    assert all(callable(fn) for fn in FACTOR_OPS.values())
+    assert all(callable(fn) for fn in RECIPES.values())
 
 
 @pytest.mark.parametrize("name, sample", list(_cases()))
@@ -47,7 +46,7 @@ def test_rule_matches_primitive(name, sample):
     rng = np.random.default_rng(0)
     for use in uses:
         for spec in use.form.factors:
-            assert spec.recipe in FACTOR_OPS, f"{name}: unknown factor recipe {spec.recipe!r}"
+            assert spec.recipe in RECIPES, f"{name}: unknown factor recipe {spec.recipe!r}"
         arrays = primal.factors(use)
         for spec, arr in zip(use.form.factors, arrays):
             assert tuple(arr.shape) == tuple(spec.shape), (spec, arr.shape)

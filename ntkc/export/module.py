@@ -5,8 +5,9 @@
 * every :class:`~ntkc.backends.program.Call` — a side's operands (primal pass, factors, the
   shared backward sweep, kept loops as ``lax.scan``), a per-example Jacobian, the NTK-vector
   products — becomes a module-level function: the same Python function, traced by JAX
-  (``jax.make_jaxpr``) and written equation by equation (:mod:`ntkc.export.equations`), called
-  under ``jax.vmap`` where the program maps it over examples;
+  (:func:`ntkc.ir.from_jaxpr.lower_plain`) and written equation by equation
+  (:mod:`ntkc.export.equations`), called under ``jax.vmap`` where the program maps it over
+  examples;
 * every other step is written by the step itself (its ``source``, beside its ``run``): one
   ``jnp.einsum`` per term in the planned pairwise order, commented with the parameter, the
   consumers, their structure and the FLOPs; sums; the mean over traced axes.

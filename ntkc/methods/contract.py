@@ -11,7 +11,7 @@ def param_labels(kernel_axes: KernelAxes, nparam: int) -> str:
     """Labels for ``nparam`` trailing parameter axes, disjoint from the output labels.
 
     >>> param_labels(KernelAxes.create(2, trace_axes=(-1,), diagonal_axes=()), 3)
-    'cde'
+    'def'
     """
     used = set("".join(kernel_axes.labels()))
     free = [c for c in string.ascii_letters if c not in used]
