@@ -9,7 +9,7 @@ from ntkc.errors import (
     ReverseModeUnavailable, StructureUnavailable,
 )
 from ntkc.methods import METHODS, Method
-from ntkc.plan import NTKPlan, plan, run_plan, valid_methods
+from ntkc.planning import NTKPlan, plan, run_plan, valid_methods
 from ntkc.report import CostReport, cost_report
 
 __all__ = ["ntk_fn", "valid_methods", "KernelAxes", "METHODS", "Method", "cost_report", "CostReport",

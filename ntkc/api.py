@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from ntkc.plan import PlanOptions, check_options, emit_warnings, execute, plan_for, valid_methods
+from ntkc.planning import PlanOptions, check_options, emit_warnings, execute, plan_for, valid_methods
 
 __all__ = ["ntk_fn", "valid_methods"]
 

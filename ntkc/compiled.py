@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import jax
 
-from ntkc.plan import NTKPlan, PlanOptions, check_argument, check_options, emit_warnings, execute, plan_for
+from ntkc.planning import NTKPlan, PlanOptions, check_argument, check_options, emit_warnings, execute, plan_for
 
 PyTree = Any
 

@@ -29,7 +29,7 @@ import numpy as np
 from ntkc.ir.compilation import Compilation
 from ntkc.passes.cost import MethodCost, SizeNames, evaluate
 from ntkc.passes.select import cheapest, examples_of
-from ntkc.plan import NTKPlan, PlanOptions, check_options, execute, plan_for
+from ntkc.planning import NTKPlan, PlanOptions, check_options, execute, plan_for
 from ntkc.problem import require_real
 from ntkc.symbolic import concretize, probe_sizes, size_names
 

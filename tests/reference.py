@@ -81,6 +81,13 @@ def _trace_and_diagonal(ntk, trace_axes, diagonal_axes):
     return ntk / size
 
 
+def _split_static(kwargs):
+    """(array keyword arguments: traced, the others: constants of f)."""
+    arrays = {k: v for k, v in kwargs.items() if all(hasattr(l, "shape") for l in jax.tree_util.tree_leaves(v))
+              and jax.tree_util.tree_leaves(v)}
+    return arrays, {k: v for k, v in kwargs.items() if k not in arrays}
+
+
 def oracle_full_ntk(f, x1, x2, params, *, vmap_axis=None, forward=False, **kwargs):
     """The untraced kernel, one array of shape ``out1 + out2`` per output leaf, in float64.
 
@@ -88,13 +95,17 @@ def oracle_full_ntk(f, x1, x2, params, *, vmap_axis=None, forward=False, **kwarg
     """
     params, x1 = _to64(params), _to64(x1)
     kw1, kw2 = _split(kwargs)
+    (kw1, static1), (kw2, static2) = _split_static(kw1), _split_static(kw2)
     flat_params, unravel = jax.flatten_util.ravel_pytree(params)
-    jac = _jacobian_fn(f, unravel, vmap_axis, forward)
-    j1 = _full_jacobian(jac, flat_params, x1, kw1, vmap_axis)
-    if x2 is None and all(kw1[k] is kw2[k] for k in kw1):
+    # Keyword arguments that are not arrays are constants of f (flags are not traced).
+    jacobian = lambda static: _jacobian_fn(lambda p, x, **kw: f(p, x, **kw, **static), unravel, vmap_axis, forward)
+    jac1 = jacobian(static1)
+    jac2 = jac1 if static2 == static1 else jacobian(static2)
+    j1 = _full_jacobian(jac1, flat_params, x1, kw1, vmap_axis)
+    if x2 is None and jac2 is jac1 and all(kw1[k] is kw2[k] for k in kw1):
         j2 = j1
     else:
-        j2 = _full_jacobian(jac, flat_params, x1 if x2 is None else _to64(x2), kw2, vmap_axis)
+        j2 = _full_jacobian(jac2, flat_params, x1 if x2 is None else _to64(x2), kw2, vmap_axis)
     return jax.tree_util.tree_map(lambda a, b: np.tensordot(a, b, axes=([-1], [-1])), j1, j2)
 
 

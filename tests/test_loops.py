@@ -103,7 +103,7 @@ def test_plan_size_does_not_grow_with_depth():
 
 
 def test_unrolled_plan_grows_and_agrees():
-    from ntkc.plan import Analysis, PlanOptions, Specs
+    from ntkc.planning import Analysis, PlanOptions, Specs
 
     x = np.random.default_rng(4).normal(size=(2, 3))
     f, params = _deep(6)

@@ -18,7 +18,7 @@ from typing import Callable
 import jax
 
 from ntkc.batching import Side, same_examples, shape_structs
-from ntkc.errors import (  # noqa: F401  (re-exported: their home before ntkc.errors)
+from ntkc.errors import (  # noqa: F401  (MethodFallbackWarning, StructureUnavailable: re-exported)
     ComplexIntermediates, MethodFallbackWarning, ReverseModeUnavailable, StructureUnavailable,
 )
 from ntkc.backends.operands import operand_shapes
