@@ -1,4 +1,4 @@
-"""Issue #4's benchmark: does ``method="auto"`` pick a method within 1.25x of the fastest?
+"""Does ``method="auto"`` pick a method within 1.25x of the fastest?
 
 Usage:
     python benchmarks/auto_choice.py                      # 26 points (≈ 25 min on 2 cores)
@@ -8,7 +8,7 @@ Points: the 10-layer ReLU MLP (inputs of size 3) with W ∈ {64, 256, 1024}, O �
 N ∈ {1, 4, 16}, and the 4-layer CNN (16×16×3 images) with W channels ∈ {8, 32}, O ∈ {1, 10},
 N ∈ {2, 8}; full kernels, ``vmap_axes=0``, float32. Every method runs in its own process
 (``methods_grid.py --one``: compiled first, median of 5 runs). ``auto``'s pick comes from the
-cost model alone (``ntkc.passes.select.choose_method``: no trial runs). A point is a hit when
+cost model alone (``ntkc.plan(..., method="auto").method``: no trial runs). A point is a hit when
 the picked method's time is within 1.25x of the fastest method's.
 """
 
@@ -40,14 +40,11 @@ def points():
 
 def pick(model: str, n: int, o: int, w: int) -> tuple[str, dict]:
     """auto's choice and the predicted FLOPs of each method (cost model only)."""
-    import ntkc  # noqa: F401
-    from ntkc.passes.select import choose_method, price
-    from ntkc.problem import build_problem
+    import ntkc
 
     f, params, x1, x2 = make(model, w, o, n)
-    problem = build_problem(f, x1, x2, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
-    _, costs = price(problem, params)
-    return choose_method(problem, params), {m: int(c.total_flops) for m, c in costs.items()}
+    plan = ntkc.plan(f, params, x1, x2, trace_axes=(), vmap_axes=0)
+    return plan.method, {m: int(c.total_flops) for m, c in plan.costs().items()}
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Issue #3's benchmark: jacobian vs ntvp vs structured, side by side, on MLPs and a CNN.
+"""Jacobian vs ntvp vs structured, side by side, on MLPs and a CNN.
 
 Usage:
     python benchmarks/methods_grid.py                # the whole grid (≈ 20–30 min on 2 cores)
@@ -12,7 +12,7 @@ process: compiled first (compile time reported separately), then the median of 5
 A method whose Jacobians would not fit in memory (``N·O·P`` floats per side above
 ``--jacobian-limit-gb``) is reported as skipped, not run. Also measured in the same run: this
 machine's f32 matmul rate (2048² · 2048, median of 5), and for structured the FLOPs of its
-compiled program (XLA ``cost_analysis``) and of its plan (``ntkc.passes.flops``: primal passes,
+compiled program (XLA ``cost_analysis``) and of its plan (``NTKPlan.costs()``: primal passes,
 backward sweeps and the opt_einsum contractions), so its achieved FLOP rate can be compared with
 the matmul rate.
 """
@@ -95,12 +95,11 @@ def run_one(model: str, width: int, outputs: int, batch: int, method: str, repea
 
 def plan_flops(f, params, x1, x2) -> int:
     """FLOPs of everything the structured program runs, as its plan prices it (primal passes,
-    backward sweeps, fallbacks and contractions: :func:`ntkc.passes.flops.compilation_flops`)."""
-    from ntkc.passes.flops import compilation_flops
-    from ntkc.passes.pipeline import compile_plan
-    from ntkc.problem import build_problem
-    problem = build_problem(f, x1, x2, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
-    return sum(compilation_flops(compile_plan(problem, params)).values())
+    backward sweeps, fallbacks and contractions: ``NTKPlan.costs()["structured"]``)."""
+    import ntkc
+
+    plan = ntkc.plan(f, params, x1, x2, trace_axes=(), vmap_axes=0, method="structured")
+    return int(plan.costs()["structured"].total_flops)
 
 
 def matmul_rate(n: int = 2048, repeats: int = 5) -> float:

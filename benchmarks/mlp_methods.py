@@ -36,11 +36,8 @@ def init(key, depth, width, outputs):
 
 
 def _structured_preview(x1, x2, params):
-    from ntkc.methods.structured import structured_kernel
-    from ntkc.problem import build_problem
-
-    problem = build_problem(mlp, x1, x2, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
-    return structured_kernel(problem, params)
+    plan = ntkc.plan(mlp, params, x1, x2, trace_axes=(), vmap_axes=0, method="structured")
+    return ntkc.run_plan(plan, x1, x2, params)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Issue #3's O = 1 point at W = 2048: how fast can any program be, on this machine, with XLA?
+"""The O = 1 point at W = 2048: how fast can any program be, on this machine, with XLA?
 
 Usage:
     python benchmarks/o1_floor.py            # W = 2048, O = 1, N = 8 per side (16 rows)
@@ -48,9 +48,6 @@ def main() -> None:
 
     import ntkc
     from methods_grid import make
-    from ntkc.passes.flops import compilation_flops
-    from ntkc.passes.pipeline import compile_plan
-    from ntkc.problem import build_problem
 
     W, rows = a.width, 2 * a.batch
     rng = np.random.default_rng(0)
@@ -73,8 +70,8 @@ def main() -> None:
     sweep_model_s = _time(jax.jit(forward_and_sweep), params, both)
     kernel = jax.jit(ntkc.ntk_fn(f, trace_axes=(), vmap_axes=0, method="structured"))
     ntk_s = _time(kernel, x1, x2, params)
-    problem = build_problem(f, x1, x2, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
-    plan_flops = sum(compilation_flops(compile_plan(problem, params)).values())
+    plan = ntkc.plan(f, params, x1, x2, trace_axes=(), vmap_axes=0, method="structured")
+    plan_flops = int(plan.costs()["structured"].total_flops)
 
     n_big = 9  # hidden W × W layers: each read once forward (x @ w) and once in the sweep (x @ w.T)
     shape_floor = n_big * (fwd_s + sweep_s)

@@ -1,4 +1,4 @@
-"""Issue #6's benchmark: every NTK method and the plain-JAX baselines on the paper's models.
+"""Every NTK method and the plain-JAX baselines on the paper's models.
 
 Usage (from a clone, after ``pip install -e ".[bench]"``)::
 

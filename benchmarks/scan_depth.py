@@ -1,4 +1,4 @@
-"""Issue #7's scan-over-layers benchmark: compile and run time of the structured NTK of a
+"""Scan over layers: compile and run time of the structured NTK of a
 scan-over-layers MLP at depth L ∈ {8, 32, 64}, next to the same MLP written as a Python loop.
 
 Usage:

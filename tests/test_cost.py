@@ -1,4 +1,4 @@
-"""The symbolic cost model and the cost report (issue #4)."""
+"""The symbolic cost model and the cost report."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue #7's audit of the linear primitives networks produce, with a parameter as their direct
+"""An audit of the linear primitives networks produce, with a parameter as their direct
 input: the structured kernel equals the float64 oracle, and only the one documented case
 (max-pooling a parameter itself, ``select_and_gather_add``) takes the dense fallback."""
 
