@@ -93,14 +93,16 @@ GROUPS = [sorted(ZOO)[i::4] + [["scaled_attention", "while_model"][i % 2]] for i
 @pytest.mark.parametrize("names", GROUPS, ids=lambda names: f"{names[0]}+{len(names) - 1}")
 def test_exported_source_equals_the_oracle_without_ntkc(names, tmp_path):
     """Every model × method: the module, run where ntkc cannot be imported, under jax.jit,
-    equals the float64 oracle; eagerly too for one method per model, in rotation."""
+    equals the float64 oracle. Eagerly too for the group's first model, one method per group in
+    rotation (an eager run of an exported module costs several times its jitted run)."""
     inputs, expected = {}, {}
+    group = GROUPS.index(names)
     for i, (file, f, params, x1, x2, kwargs, vmap, ref, method) in enumerate(_cases(names)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ntkc.MethodFallbackWarning)
             plan = ntkc.plan(f, params, x1, x2, trace_axes=(), vmap_axes=vmap, method=method, **kwargs)
         (tmp_path / file).write_text(plan_source(plan, kwargs))
-        inputs[file] = (*jax.tree_util.tree_map(np.asarray, (x1, x2, params)), i % len(METHODS) == (i // len(METHODS)) % len(METHODS))
+        inputs[file] = (*jax.tree_util.tree_map(np.asarray, (x1, x2, params)), i == group % len(METHODS))
         dtype = jax.tree_util.tree_leaves(jax.eval_shape(lambda p, x: f(p, x, **kwargs), params, x1))[0].dtype
         expected[file] = (ref, dtype)
     results = _run_without_ntkc(tmp_path, inputs, x64=jax.config.jax_enable_x64)
@@ -145,13 +147,14 @@ def test_modules_generated_and_run_with_jax_defaults_equal_the_oracle(tmp_path):
         for method in METHODS:
             file = f"{name}_{method}.py"
             assert "jax_enable_x64" not in (tmp_path / file).read_text(), f"{file} needs 64-bit types"
-            inputs[file] = (x1, x2, params, True)
+            inputs[file] = (x1, x2, params, method == "structured")
             expected[file] = ref
     results = _run_without_ntkc(tmp_path, inputs, x64=False)
     for file, ref in expected.items():
         eager, jitted = results[file]
         assert_equal_to_oracle(jitted, ref, np.float32, f"{file}: jit")
-        assert_equal_to_oracle(eager, ref, np.float32, f"{file}: eager")
+        if inputs[file][-1]:
+            assert_equal_to_oracle(eager, ref, np.float32, f"{file}: eager")
 
 
 def _scan_over_layers(depth):
