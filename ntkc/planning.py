@@ -42,6 +42,7 @@ from ntkc.batching import Identity, is_array, partition_kwargs, shape_structs, s
 from ntkc.complex_models import complex_out, has_complex_params, real_problem, split_params
 from ntkc.errors import DenseFallbackWarning, MethodFallbackWarning, StructureUnavailable
 from ntkc.ir.from_jaxpr import holds_tracers
+from ntkc.ir.printer import render
 from ntkc.methods import METHODS
 from ntkc.methods.calls import input_values
 from ntkc.passes.cost import MethodCost, SizeNames
@@ -170,14 +171,14 @@ class Analysis:
         method = choose(costs, self.memory_limit, itemsize)
         return method, f"{method}: the fewest predicted FLOPs among the methods that fit"
 
-    def plan(self, method: str, specs: "Specs") -> "NTKPlan":
+    def plan(self, method: str) -> "NTKPlan":
         """The plan running ``method`` (``"auto"`` resolved) for this problem."""
         with self._lock:
             if method not in self._plans:
-                self._plans[method] = self._new_plan(method, specs)
+                self._plans[method] = self._new_plan(method)
             return self._plans[method]
 
-    def _new_plan(self, requested: str, specs: "Specs") -> "NTKPlan":
+    def _new_plan(self, requested: str) -> "NTKPlan":
         held: tuple = ()
         if requested == "auto":
             method, why = self.choose()
@@ -189,7 +190,7 @@ class Analysis:
                 held = ((f"method={requested!r}: {reason}", MethodFallbackWarning),)
         if method == "structured":
             held = held + self.dense_fallbacks
-        return NTKPlan(method=method, requested=requested, why=why, specs=specs, analysis=self, warnings=held)
+        return NTKPlan(method=method, requested=requested, why=why, specs=self.specs, analysis=self, warnings=held)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,7 +293,7 @@ class NTKPlan:
 
     def with_method(self, method: str) -> "NTKPlan":
         """The plan of the same problem running ``method`` (sharing this plan's analysis)."""
-        return self._real("a plan of another method").plan(method, self.specs)
+        return self._real("a plan of another method").plan(method)
 
     @functools.cached_property
     def program(self) -> programs.Program:
@@ -300,8 +301,6 @@ class NTKPlan:
         return METHODS[self.method].program(self)
 
     def __str__(self) -> str:
-        from ntkc.ir.printer import render
-
         head = f"NTK plan: method {self.method!r} ({self.why})"
         if self.complex is not None:
             return head + "\n" + "\n".join(f"part {i}: {part}" for i, part in enumerate(self.complex.parts))
@@ -440,7 +439,7 @@ def plan_for(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None, kwargs:
         analysis = _analyse(f, params, x1, x2, kwargs, options)
         if not analysis.holds_tracers:  # a program of a trace is valid in that trace only
             _CACHE.put(key, analysis)
-    return analysis.plan(method, analysis.specs)
+    return analysis.plan(method)
 
 
 plan.cache_clear = _CACHE.clear
@@ -458,11 +457,11 @@ class ComplexAnalysis:
     def holds_tracers(self) -> bool:
         return any(a.holds_tracers for a in self.parts)
 
-    def plan(self, method: str, specs: Specs) -> NTKPlan:
+    def plan(self, method: str) -> NTKPlan:
         if method not in self._plans:
-            parts = tuple(a.plan(method, specs) for a in self.parts)
+            parts = tuple(a.plan(method) for a in self.parts)
             self._plans[method] = NTKPlan(
-                method=parts[0].method, requested=method, why=parts[0].why, specs=specs, analysis=None,
+                method=parts[0].method, requested=method, why=parts[0].why, specs=self.specs, analysis=None,
                 warnings=tuple(dict.fromkeys(w for part in parts for w in part.warnings)),
                 complex=ComplexParts(parts=parts))
         return self._plans[method]

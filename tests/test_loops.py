@@ -113,7 +113,7 @@ def test_unrolled_plan_grows_and_agrees():
     specs = Specs.of(x, None, params, {})
     problem = build_problem(f, x, None, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
     run = lambda loops: ntkc.run_plan(Analysis(problem, params, PlanOptions(trace_axes=(), vmap_axes=0), specs,
-                                               loops=loops).plan("structured", specs), x, None, params)
+                                               loops=loops).plan("structured"), x, None, params)
     np.testing.assert_allclose(run(True), run(False), rtol=1e-12, atol=1e-13)
 
 

@@ -103,3 +103,20 @@ def test_parameter_returned_unchanged_still_counts():
     got = ntk_fn(f, trace_axes=(), method="structured")(x, None, params)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert float(jnp.abs(expected).sum()) > 0
+
+
+def test_a_weight_and_its_bias_read_one_cotangent():
+    """``relu(x @ W + b)``: both cuts move through the sum (an identity), so both uses read
+    ∂f/∂(x @ W + b), one cotangent; the bias does not move on into the ReLU's select_n (the
+    cotangent would keep its size and gain a mask factor)."""
+    def f(p, x):
+        return jax.nn.relu(x @ p["w"] + p["b"]) @ p["v"]
+
+    params = {"w": jnp.ones((3, 8)) / 3, "b": jnp.full((8,), 0.1), "v": jnp.ones((8, 2)) / 8}
+    x = jnp.linspace(-1, 1, 12).reshape(4, 3)
+    problem = build_problem(f, x, None, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
+    comp = compile_plan(problem, params, check=True)
+    uses = {u.leaf: u for u in comp.sides[0].uses}  # leaves in key order: b, v, w
+    assert uses[2].primitives == "dot_general→add" and uses[0].primitives == "broadcast_in_dim→add"
+    assert uses[2].output is uses[0].output
+    assert len(comp.sides[0].targets) == 2  # the sum before the ReLU, and the head's output

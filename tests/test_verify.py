@@ -185,7 +185,7 @@ MUTATIONS = {
     "contraction-output": ("mlp", _relabel_batch),
     "contraction-path": ("mlp", _bad_path),
     "term-output": ("mlp", _reversed_output),
-    "operand-shape": ("mlp", _unsummed_target),
+    "operand-shape": ("layer_norm_mlp", _unsummed_target),
 }
 
 

@@ -19,11 +19,11 @@ from ntkc.methods.calls import SideArgs, program_inputs
 from ntkc.passes.order import einsum_spec
 
 
-def _operands_fn(side_ir, args: SideArgs, out_shapes, names):
+def _operands_fn(side_ir, out_shapes, names):
+    """One example's operands from its ``params + x + kwargs`` leaves (the graph's primal inputs,
+    in the same order), as a list in the order of ``names``."""
     def operands(*leaves):
-        params, x, kwargs = args.unflatten(leaves)
-        values = jax.tree_util.tree_leaves((params, x, kwargs))
-        arrays = example_operands(side_ir, out_shapes, values)
+        arrays = example_operands(side_ir, out_shapes, list(leaves))
         return [arrays[n] for n in names]
     return operands
 
@@ -81,7 +81,7 @@ def structured_program(plan) -> Program:
             steps.append(Concat(output=f"both_{a}", args=(a, b), axis=axis))
             joined.append(f"both_{a}")
         both = [value(0, n) for n in names[1]]
-        fn = _operands_fn(comp.sides[0], one, [pair[0] for pair in per_leaf], names[1])
+        fn = _operands_fn(comp.sides[0], [pair[0] for pair in per_leaf], names[1])
         steps.append(Call(outputs=tuple(both), fn=fn, args=one.names[:one.n_params] + tuple(joined),
                           in_axes=one.in_axes(), name="operands",
                           doc="Factors and cotangents of one example (both sides' examples in one batch)."))
@@ -91,7 +91,7 @@ def structured_program(plan) -> Program:
     else:
         for k in physical:
             side_ir, a = comp.sides[k - 1], args[k]
-            fn = _operands_fn(side_ir, a, [pair[k - 1] for pair in per_leaf], names[k])
+            fn = _operands_fn(side_ir, [pair[k - 1] for pair in per_leaf], names[k])
             steps.append(Call(outputs=tuple(value(k, n) for n in names[k]), fn=fn, args=a.names,
                               in_axes=a.in_axes() if side_ir.vmapped else None,
                               name=f"operands{k if len(physical) == 2 else ''}",

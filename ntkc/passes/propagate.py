@@ -1,18 +1,27 @@
-"""Structure propagation: move a use's cut down a chain of cheap linear ops.
+"""Structure propagation: move a use's cut down a chain of linear ops.
 
 A parameter is often transformed before its real consumer: scaled (NTK parameterization
 ``x @ (W * c)``), cast (mixed precision), transposed, broadcast (biases). Taken literally, the
 cut sits at the cheap op, whose output has θ's full size, and the cotangent ∂f/∂z there is as
 large as a Jacobian. Composing forms moves the cut to the consumer:
 
-    z1 = A1 θ  (cheap: no factor, or scalar factors),  z2 = A2 z1  ⟹  z2 = (A2 A1) θ
+    z1 = A1 θ,  z2 = A2 z1  ⟹  z2 = (A2 A1) θ
 
 where the composite form joins the two einsums on z1's labels (a z1 label that ends up in no
-operand was a broadcast then summed: it contributes its size to the scale).
+operand was a broadcast then summed: it contributes its size to the scale). A cut moves
+
+* through an **identity** (``z2 = ±z1 + …``: ``add``, ``add_any``, ``sub``, ``neg``, ``copy``,
+  same shape and dtype), whatever the use's form: ∂f/∂z1 = ±∂f/∂z2, so nothing changes but the
+  target — and uses meeting at one sum (a layer's weight and its bias) read one cotangent;
+* from a **cheap** form (no factor, or scalar factors) into a reader without factors when z2 is
+  no larger than z1, and into a reader with factors when z2 is smaller than z1 (the cotangent
+  shrinks: ``x @ (W * c)`` is cut at the ``dot_general``); a cut that would keep its size and
+  gain a factor (a bias moved into a ReLU's ``select_n``) stays, since its terms would only
+  multiply by that factor what the backward sweep already applies.
 
 Needs: uses from the structure pass. Guarantees: every use's form still describes ∂output/∂θ
 exactly; a cut moves only when z1 has a single reader, is not an output, the reader has a real
-rule, and z2 is no larger than z1 (so the cotangent never grows).
+rule, and the cotangent never grows.
 """
 
 from __future__ import annotations
@@ -57,16 +66,37 @@ def compose(first: JacobianForm, second: JacobianForm, z1_shape, tag: str) -> Ja
                         scale=first.scale * second.scale * vanished)
 
 
+def is_identity(form: JacobianForm, z1, z2) -> bool:
+    """``z2 = ±z1`` axis by axis (plus terms not depending on z1): no factor, every label shared.
+
+    >>> from types import SimpleNamespace as NS
+    >>> z = NS(shape=(2, 3), dtype="float32")
+    >>> is_identity(JacobianForm(out_labels=("d0", "d1"), theta_labels=("d0", "d1"), scale=-1.0), z, z)
+    True
+    """
+    return (not form.factors and abs(form.scale) == 1.0 and form.out_labels == form.theta_labels
+            and tuple(z1.shape) == tuple(z2.shape) and z1.dtype == z2.dtype)
+
+
+def _moves(use: Use, form2: JacobianForm, z1, z2) -> bool:
+    if is_identity(form2, z1, z2):
+        return True
+    if not is_cheap(use.form):
+        return False
+    grows = math.prod(z2.shape) - math.prod(z1.shape)
+    return grows < 0 or (grows == 0 and is_cheap(form2))
+
+
 def _extend(use: Use, users, outputs) -> Use | None:
     z1 = use.output
     readers = users.get(z1, [])
-    if z1 in outputs or len(readers) != 1 or not is_cheap(use.form):
+    if z1 in outputs or len(readers) != 1:
         return None
     eqn, pos = readers[0]
-    if sum(1 for v in eqn.inputs if v is z1) != 1:
+    if sum(1 for v in eqn.inputs if v is z1) != 1 or len(eqn.outputs) != 1:
         return None
     form2 = form_of(eqn, pos)
-    if form2 is None or math.prod(eqn.outputs[0].shape) > math.prod(z1.shape):
+    if form2 is None or not _moves(use, form2, z1, eqn.outputs[0]):
         return None
     form = compose(use.form, form2, z1.shape, tag=f"p{len(use.eqns)}")
     return dataclasses.replace(
@@ -91,7 +121,7 @@ def propagate_uses(graph, uses) -> tuple[Use, ...]:
 
 
 def propagate_pass(comp):
-    """Needs: uses. Guarantees: each use's cut moved down its chain of cheap ops (see module)."""
+    """Needs: uses. Guarantees: each use's cut moved down its chain (see module)."""
     return comp.replace(sides=tuple(
         dataclasses.replace(s, uses=propagate_uses(s.graph, s.uses)) for s in comp.sides
     ))
