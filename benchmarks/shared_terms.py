@@ -91,11 +91,13 @@ def repeated_steps(plan):
 
 
 def _time(compiled, args, repeats):
-    compiled(*args).block_until_ready()
+    import jax
+
+    jax.block_until_ready(compiled(*args))
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        compiled(*args).block_until_ready()
+        jax.block_until_ready(compiled(*args))
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
