@@ -22,7 +22,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import jax
 
+from ntkc.export import plan_source
 from ntkc.planning import NTKPlan, PlanOptions, check_argument, check_options, emit_warnings, execute, plan_for
+from ntkc.report import plan_report
 
 PyTree = Any
 
@@ -56,8 +58,6 @@ class CompiledNTK:
         """The symbolic cost report (:func:`ntkc.cost_report`) of the compiled plan, with XLA's
         FLOP count of every method's program."""
         if "report" not in self._memo:
-            from ntkc.report import plan_report
-
             self._memo["report"] = plan_report(self.plan, dims=self.dims, xla=True, kwargs=self.kwargs)
         return self._memo["report"]
 
@@ -67,8 +67,6 @@ class CompiledNTK:
         from the program this object runs. Deterministic: the same compilation yields
         byte-identical source."""
         if "source" not in self._memo:
-            from ntkc.export import plan_source
-
             self._memo["source"] = plan_source(self.plan, self.kwargs, dims=self.dims)
         return self._memo["source"]
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import textwrap
 from typing import Any, Mapping
 
-from ntkc.errors import ExportError
+from ntkc.errors import ExportError, StructureUnavailable
 from ntkc.export.module import module_source
+from ntkc.report import plan_report
 
 __all__ = ["ExportError", "plan_source", "cost_summary"]
 
@@ -32,14 +33,11 @@ def plan_source(plan, kwargs: Mapping[str, Any] | None = None, *, dims: Mapping[
     if plan.complex is not None:
         return module_source(plan, kwargs, [])  # raises: exported source needs a real model
     summary = _summary(plan, dims)
-    name = getattr(plan.analysis.problem.side1.f, "__name__", "f")
+    name = getattr(plan.problem.side1.f, "__name__", "f")
     return module_source(plan, kwargs, summary, name=name)
 
 
 def _summary(plan, dims) -> list[str]:
-    from ntkc.errors import StructureUnavailable
-    from ntkc.report import plan_report
-
     try:
         return cost_summary(plan_report(plan, dims=dims), plan.method)
     except StructureUnavailable as reason:

@@ -27,9 +27,11 @@ import jax
 import numpy as np
 
 from ntkc.backends import program as programs
+from ntkc.batching import partition_kwargs, split_kwargs
 from ntkc.errors import ExportError
 from ntkc.export.equations import ConstantPool, Names, graph_lines, value_source
 from ntkc.ir.from_jaxpr import lower_plain
+from ntkc.methods.calls import input_values, program_inputs
 
 PyTree = Any
 
@@ -191,17 +193,22 @@ class _Printer:
         return lines
 
 
-def _input_aliases(program: programs.Program, specs) -> tuple[dict, dict]:
-    """(input name -> identifier in ``ntk``, identifier -> spec)."""
+def _entry(plan, pool: ConstantPool) -> tuple[dict, list[str]]:
+    """(input name -> its identifier in ``ntk``, the lines of ``ntk`` unpacking its arguments)."""
+    specs = plan.specs
+    _, one, two = program_inputs(plan.problem, specs.params)
     aliases = {}
-    groups = [("p", specs.params, "p"), ("x1_", specs.x1, "a"), ("x2_", specs.x2, "b")]
-    for prefix, tree, short in groups:
-        if tree is None:
-            continue
-        names = [n for n in program.inputs if n.startswith(prefix) and (prefix != "p" or n[1:].isdigit())]
-        for name, alias in zip(names, leaf_names(tree, short)):
-            aliases[name] = alias
-    return aliases
+    groups = [("params", "PARAMS", one.names[:one.n_params], specs.params, "p"),
+              ("x1", "X1", one.names[one.n_params:one.n_params + one.n_x], specs.x1, "a")]
+    if two is not None:
+        groups.append(("x2", "X2", two.names[two.n_params:two.n_params + two.n_x], specs.x2, "b"))
+    lines = []
+    for argument, expected, names, tree, prefix in groups:
+        aliases.update(zip(names, leaf_names(tree, prefix)))
+        lines.append(f"    {_tuple(aliases[n] for n in names)} = _leaves({argument}, {expected}, {argument!r})")
+    if two is None:
+        lines.append("    if x2 is not None:\n        raise ValueError('`x2` was None at compile time, but is given now.')")
+    return aliases, lines
 
 
 def module_source(plan, kwargs: dict, summary: list[str], name: str = "f") -> str:
@@ -210,23 +217,15 @@ def module_source(plan, kwargs: dict, summary: list[str], name: str = "f") -> st
     if plan.complex is not None:
         raise TypeError("exported source needs a real model (real parameters and outputs); this model is "
                         "complex. `ntk_fn` and `ntkc.compile` handle complex models (see ntkc.complex_models).")
-    from ntkc.batching import partition_kwargs, split_kwargs
-    from ntkc.methods.calls import input_values
-
-    program = plan.program
-    problem = plan.problem
-    specs = plan.specs
+    program, problem, specs = plan.program, plan.problem, plan.specs
     pool = ConstantPool()
     kw1, kw2 = (partition_kwargs(side)[0] for side in split_kwargs(kwargs))
-    leaves = input_values(problem, specs.params, specs.x1, kw1, specs.x2, kw2)
-    values = dict(zip(program.inputs, leaves, strict=True))
-    aliases = _input_aliases(program, specs)
-    for k in (1, 2):  # keyword arguments: constants of the module
-        for n in program.inputs:
-            if n.startswith(f"kw{k}_"):
-                value = values[n]
-                aliases[n] = value_source(np.asarray(value, jax.numpy.result_type(value)), pool)
+    values = dict(zip(program.inputs, input_values(problem, specs.params, specs.x1, kw1, specs.x2, kw2), strict=True))
     input_specs = {n: jax.ShapeDtypeStruct(jax.numpy.shape(v), jax.numpy.result_type(v)) for n, v in values.items()}
+    aliases, unpack = _entry(plan, pool)
+    for n, value in values.items():  # keyword arguments: constants of the module
+        if n not in aliases:
+            aliases[n] = value_source(np.asarray(value, jax.numpy.result_type(value)), pool)
     for spec in input_specs.values():
         pool.note(spec.dtype)
     printer = _Printer(program, input_specs, aliases, pool)
@@ -236,28 +235,19 @@ def module_source(plan, kwargs: dict, summary: list[str], name: str = "f") -> st
     single = out_tree.num_leaves == 1 and out_tree.num_nodes == 1
     result = outputs[0] if single else \
         f"jax.tree_util.tree_unflatten(jax.tree_util.tree_structure({skeleton_source(out_tree)}), [{', '.join(outputs)}])"
-    p_names = [aliases[n] for n in program.inputs if n in aliases and n.startswith("p") and n[1:].isdigit()]
-    a_names = [aliases[n] for n in program.inputs if n.startswith("x1_")]
-    b_names = [aliases[n] for n in program.inputs if n.startswith("x2_")]
     signature = ["", "", "def ntk(x1, x2, params):",
                  f'    """The NTK Θ(x1, x2) for the shapes above; returns {"an array" if single else "a pytree like f`s output"}."""']
     if pool.wide:
         signature += ["    if not jax.config.jax_enable_x64:",
                       "        raise RuntimeError('this kernel was generated with 64-bit types (jax_enable_x64=True); '",
                       "                           \"enable them first: jax.config.update('jax_enable_x64', True)\")"]
-    signature += [f"    {_tuple(p_names)} = _leaves(params, PARAMS, 'params')",
-                 f"    {_tuple(a_names)} = _leaves(x1, X1, 'x1')"]
-    if specs.x2 is None:
-        signature.append("    if x2 is not None:\n        raise ValueError('`x2` was None at compile time, but is given now.')")
-    else:
-        signature.append(f"    {_tuple(b_names)} = _leaves(x2, X2, 'x2')")
     specs_src = [f"PARAMS = {spec_source(specs.params)}", f"X1 = {spec_source(specs.x1)}"] + \
         ([] if specs.x2 is None else [f"X2 = {spec_source(specs.x2)}"])
     parts = [header(name, plan, summary), "", PRELUDE, "\n".join(specs_src)]
     if pool.lines:
         parts.append("\n".join(pool.lines))
     parts += ["\n\n" + "\n".join(lines) for _, lines in printer.functions.values()]
-    parts.append("\n".join(signature + body + [f"    return {result}", ""]))
+    parts.append("\n".join(signature + unpack + body + [f"    return {result}", ""]))
     return "\n".join(parts)
 
 

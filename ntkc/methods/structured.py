@@ -62,79 +62,87 @@ def term_note(comp, term, leaf_path: str) -> str:
     return f"θ{term.leaf} {leaf_path} via {via}{cost}"
 
 
-def structured_program(plan) -> Program:
-    """The executor of a structured compilation (see the module docstring)."""
-    comp = plan.compilation
-    problem = comp.problem
-    inputs, one, two = program_inputs(problem, plan.params)
-    args = {1: one, 2: two if two is not None else one}
+def _physical(comp):
+    """Side ``k`` of an operand -> the side that computes it (side 1 for both when x2 is x1)."""
+    return (lambda side: 1) if len(comp.sides) == 1 else (lambda side: side)
+
+
+def _name(k: int, operand: str) -> str:
+    return f"s{k}_{operand}"
+
+
+def side_steps(comp, one: SideArgs, two: SideArgs | None) -> list:
+    """Each physical side's operands (one example at a time, vmapped), and its constant factors."""
     per_leaf = example_out_shapes(comp)
-    n_out = len(per_leaf)
+    physical = range(1, len(comp.sides) + 1)
+    names = {k: operand_names(comp.sides[k - 1], len(per_leaf)) for k in physical}
     steps = []
-    physical = (1,) if len(comp.sides) == 1 else (1, 2)
-    names = {k: operand_names(comp.sides[k - 1], n_out) for k in physical}
-    value = lambda k, name: f"s{k}_{name}"
     if _fusable(comp, one, two):
-        n1 = problem.side1.n_examples()
+        n1 = comp.problem.side1.n_examples()
         joined = []
         for a, b, axis in zip(one.data, two.data, one.data_axes()):
             steps.append(Concat(output=f"both_{a}", args=(a, b), axis=axis))
             joined.append(f"both_{a}")
-        both = [value(0, n) for n in names[1]]
+        both = [_name(0, n) for n in names[1]]
         fn = _operands_fn(comp.sides[0], [pair[0] for pair in per_leaf], names[1])
         steps.append(Call(outputs=tuple(both), fn=fn, args=one.names[:one.n_params] + tuple(joined),
                           in_axes=one.in_axes(), name="operands",
                           doc="Factors and cotangents of one example (both sides' examples in one batch)."))
         for n, b in zip(names[1], both):
-            steps += [Take(output=value(1, n), arg=b, axis=0, start=0, stop=n1),
-                      Take(output=value(2, n), arg=b, axis=0, start=n1, stop=None)]
+            steps += [Take(output=_name(1, n), arg=b, axis=0, start=0, stop=n1),
+                      Take(output=_name(2, n), arg=b, axis=0, start=n1, stop=None)]
     else:
         for k in physical:
-            side_ir, a = comp.sides[k - 1], args[k]
+            side_ir, args = comp.sides[k - 1], (one if k == 1 else two)
             fn = _operands_fn(side_ir, [pair[k - 1] for pair in per_leaf], names[k])
-            steps.append(Call(outputs=tuple(value(k, n) for n in names[k]), fn=fn, args=a.names,
-                              in_axes=a.in_axes() if side_ir.vmapped else None,
+            steps.append(Call(outputs=tuple(_name(k, n) for n in names[k]), fn=fn, args=args.names,
+                              in_axes=args.in_axes() if side_ir.vmapped else None,
                               name=f"operands{k if len(physical) == 2 else ''}",
                               doc=f"Factors and cotangents of one example{'' if side_ir.vmapped else ' batch'} "
                                   f"of side {k}."))
-    on = (lambda side: 1) if len(physical) == 1 else (lambda side: side)
     for k in physical:
         for i, use in enumerate(comp.sides[k - 1].uses):
-            for f, spec in enumerate(use.form.factors):
-                if spec.constant:
-                    steps.append(Constant(output=f"s{k}_const_{i}_{f}", value=np.asarray(spec.value)))
+            steps += [Constant(output=_name(k, f"const_{i}_{f}"), value=np.asarray(spec.value))
+                      for f, spec in enumerate(use.form.factors) if spec.constant]
+    return steps
+
+
+def kernel_steps(comp, kernel, leaf_paths: list[str]) -> list:
+    """One output leaf's kernel: outside-in Jacobians, one einsum per term, their sum, the mean."""
+    u, on = kernel.output, _physical(comp)
+    sizes = kernel.label_sizes()
+    for jac in kernel.jacobians:
+        sizes.update(zip(jac.labels, jac.shape))
+
+    def array(op) -> str:
+        k = on(op.side)
+        if op.kind == JACOBIAN:
+            return f"jac{k}_{u}_{op.index}"
+        if op.kind == FACTOR and comp.sides[k - 1].uses[op.index].form.factors[op.factor].constant:
+            return _name(k, f"const_{op.index}_{op.factor}")
+        return _name(k, operand_name(op, u))
+
+    steps = []
+    for jac in kernel.jacobians:
+        parts = [f"jac{on(jac.side)}_{u}_{jac.leaf}_part{p}" for p in range(len(jac.parts))]
+        steps += [contraction_step(c, part, [array(op) for op in c.operands], sizes) for part, c in zip(parts, jac.parts)]
+        steps.append(Sum(output=f"jac{on(jac.side)}_{u}_{jac.leaf}", args=tuple(parts)))
+    terms = [f"k{u}_term{t}" for t in range(len(kernel.terms))]
+    steps += [contraction_step(term.contraction, name, [array(op) for op in term.contraction.operands], sizes,
+                               note=term_note(comp, term, leaf_paths[term.leaf]))
+              for name, term in zip(terms, kernel.terms)]
+    if not terms:  # f does not depend on params at all
+        return steps + [Zeros(output=f"k{u}", shape=kernel.result_shape, dtype=np.dtype(kernel.dtype))]
+    return steps + [Sum(output=f"k{u}_sum", args=tuple(terms)),
+                    Finish(output=f"k{u}", arg=f"k{u}_sum", divisor=kernel.trace_size, dtype=np.dtype(kernel.dtype))]
+
+
+def structured_program(plan) -> Program:
+    """The executor of a structured compilation (see the module docstring)."""
+    comp = plan.compilation
+    inputs, one, two = program_inputs(comp.problem, plan.params)
+    steps = side_steps(comp, one, two)
     leaf_paths = _leaf_paths(plan.params)
-    outputs = []
     for kernel in comp.kernels:
-        u = kernel.output
-        sizes = kernel.label_sizes()
-        for jac in kernel.jacobians:
-            sizes.update(zip(jac.labels, jac.shape))
-
-        def array(op):
-            k = on(op.side)
-            if op.kind == JACOBIAN:
-                return f"jac{k}_{u}_{op.index}"
-            use = comp.sides[k - 1].uses[op.index]
-            if op.kind == FACTOR and use.form.factors[op.factor].constant:
-                return f"s{k}_const_{op.index}_{op.factor}"
-            return value(k, operand_name(op, u))
-
-        for jac in kernel.jacobians:
-            parts = []
-            for p, c in enumerate(jac.parts):
-                parts.append(f"jac{on(jac.side)}_{u}_{jac.leaf}_part{p}")
-                steps.append(contraction_step(c, parts[-1], [array(op) for op in c.operands], sizes))
-            steps.append(Sum(output=f"jac{on(jac.side)}_{u}_{jac.leaf}", args=tuple(parts)))
-        terms = []
-        for t, term in enumerate(kernel.terms):
-            terms.append(f"k{u}_term{t}")
-            steps.append(contraction_step(term.contraction, terms[-1], [array(op) for op in term.contraction.operands],
-                                          sizes, note=term_note(comp, term, leaf_paths[term.leaf])))
-        if terms:
-            steps.append(Sum(output=f"k{u}_sum", args=tuple(terms)))
-            steps.append(Finish(output=f"k{u}", arg=f"k{u}_sum", divisor=kernel.trace_size, dtype=np.dtype(kernel.dtype)))
-        else:  # f does not depend on params at all
-            steps.append(Zeros(output=f"k{u}", shape=kernel.result_shape, dtype=np.dtype(kernel.dtype)))
-        outputs.append(f"k{u}")
-    return Program(inputs=inputs, steps=tuple(steps), outputs=tuple(outputs))
+        steps += kernel_steps(comp, kernel, leaf_paths)
+    return Program(inputs=inputs, steps=tuple(steps), outputs=tuple(f"k{k.output}" for k in comp.kernels))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import opt_einsum
 
 from ntkc.ir.terms import Contraction
@@ -87,7 +88,6 @@ def best_path(contraction: Contraction, memory_limit_elements: int | None = None
 def _limit(comp, kernel) -> int | None:
     if comp.memory_limit is None:
         return None
-    import numpy as np
     return max(1, comp.memory_limit // np.dtype(kernel.dtype).itemsize)
 
 

@@ -8,6 +8,8 @@ Identity-like primitives (casts, copies, sums, negation) are Kronecker deltas on
 
 from __future__ import annotations
 
+import jax.numpy as jnp
+
 from ntkc.ir.forms import JacobianForm, operand_factor
 from ntkc.rules.table import defrecipe, defrule, dense_rule, labels
 
@@ -118,6 +120,4 @@ def reciprocal(spec, eqn, read, linear_zero):
 @defrecipe("constant")
 def constant(spec, eqn, read, linear_zero):
     """A constant built at plan time from static params (selection matrices and the like)."""
-    import jax.numpy as jnp
-
     return jnp.asarray(spec.value)

@@ -22,6 +22,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import opt_einsum
 
 from ntkc.ir.forms import FactorSpec, JacobianForm
 from ntkc.ir.from_jaxpr import bind
@@ -107,8 +108,6 @@ def apply_form(form, factor_arrays, theta, out_shape):
 
     Output-tiled labels (on z only) are broadcast. Used to check rules against the primitive.
     """
-    import opt_einsum
-
     names: dict[str, str] = {}
     sym = lambda l: names.setdefault(l, opt_einsum.get_symbol(len(names)))
     specs = ["".join(sym(l) for l in spec.labels) for spec in form.factors]
