@@ -1,6 +1,7 @@
 """ntkc: a compiler for the finite-width neural tangent kernel of JAX functions."""
 
 from ntkc import adapters
+from ntkc._version import __version__
 from ntkc.api import ntk_fn
 from ntkc.axes import KernelAxes
 from ntkc.compiled import CompiledNTK, compile, deserialize
@@ -11,9 +12,9 @@ from ntkc.errors import (
 from ntkc.methods import METHODS, Method
 from ntkc.planning import NTKPlan, plan, run_plan, valid_methods
 from ntkc.report import CostReport, cost_report
+from ntkc.tiling import TilePlan, ntk_matrix, tile_plan
 
 __all__ = ["ntk_fn", "valid_methods", "KernelAxes", "METHODS", "Method", "cost_report", "CostReport",
-           "compile", "CompiledNTK", "deserialize", "plan", "run_plan", "NTKPlan",
+           "compile", "CompiledNTK", "deserialize", "plan", "run_plan", "NTKPlan", "ntk_matrix", "tile_plan", "TilePlan",
            "StructureUnavailable", "ComplexIntermediates", "ReverseModeUnavailable", "MultiOutputConsumer",
-           "MethodFallbackWarning", "DenseFallbackWarning", "ExportError"]
-__version__ = "0.1.0"
+           "MethodFallbackWarning", "DenseFallbackWarning", "ExportError", "__version__"]

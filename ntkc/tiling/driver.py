@@ -1,0 +1,144 @@
+"""``ntkc.ntk_matrix`` and ``ntkc.tile_plan``: the tiled kernel's entry points and its driver loop.
+
+The loop dispatches tile t+1 before it copies tile t to the host (JAX runs asynchronously), so
+copying and writing a tile overlaps the next tile's computation.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Sequence
+
+import jax
+
+from ntkc._version import __version__
+from ntkc.planning import PlanOptions, check_options
+from ntkc.tiling.plan import TilePlan, make_tile_plan, side_kwargs
+from ntkc.tiling.store import Store, fingerprint
+
+PyTree = Any
+
+
+def _options(f, method, trace_axes, diagonal_axes, vmap_axes, memory_limit) -> PlanOptions:
+    options = PlanOptions(trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes,
+                          memory_limit=memory_limit)
+    check_options(f, method, options)
+    return options
+
+
+def tile_plan(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
+              trace_axes: Sequence[int] = (-1,), diagonal_axes: Sequence[int] = (), vmap_axes: Any = 0,
+              method: str = "auto", memory_limit: int | None = None,
+              block_size: int | tuple[int, int] | None = None, **kwargs) -> TilePlan:
+    """How :func:`ntk_matrix` would compute this kernel: the tile, the tiles, the method, the
+    predicted FLOPs and time, and XLA's measured working set of one tile — nothing is computed
+    (the full tile is compiled, to measure it). Same arguments as :func:`ntk_matrix`.
+
+    >>> import jax.numpy as jnp, numpy as np, ntkc
+    >>> f = lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"]
+    >>> params = {"w": np.ones((3, 16), np.float32) / 3, "v": np.ones((16, 2), np.float32) / 4}
+    >>> plan = ntkc.tile_plan(f, params, np.ones((100, 3), np.float32), block_size=32)
+    >>> plan.block, len(plan.tiles), plan.symmetric
+    ((32, 32), 10, True)
+    """
+    options = _options(f, method, trace_axes, diagonal_axes, vmap_axes, memory_limit)
+    return make_tile_plan(f, params, x1, x2, kwargs, method=method, options=options, block_size=block_size)
+
+
+def _fingerprint(plan: TilePlan, params, x1, x2, kwargs, options: PlanOptions, dtype) -> str:
+    context = plan.context
+    kernel = plan.kernel(plan.block, context.single(plan.tiles[0]) if plan.tiles else False)
+    analyses = [kernel.plan.analysis] if kernel.plan.complex is None else [p.analysis for p in kernel.plan.complex.parts]
+    programs = [side.graph.pretty() for a in analyses for side in a.lowered.sides]
+    static = sorted((k, repr(v)) for k, v in kwargs.items() if not jax.tree_util.tree_leaves(v)
+                    or not all(hasattr(l, "shape") for l in jax.tree_util.tree_leaves(v)))
+    arrays = [l for l in jax.tree_util.tree_leaves((params, x1, x2, kwargs)) if hasattr(l, "shape")]
+    parts = [__version__, jax.__version__, options, context.method, str(dtype), plan.block, plan.n1, plan.n2,
+             plan.symmetric, plan.mode, jax.tree_util.tree_structure((params, x1, x2)), static, programs]
+    return fingerprint(parts, arrays)
+
+
+def _progress(progress, total: int, done: int, plan: TilePlan):
+    """A callable ``advance()`` per finished tile: a tqdm bar, the user's hook, or nothing."""
+    if callable(progress):
+        counter = {"done": done}
+
+        def hook():
+            counter["done"] += 1
+            progress(counter["done"], total)
+        return hook, lambda: None
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not progress:
+        return (lambda: None), (lambda: None)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=done, unit="tile", desc=f"ntk_matrix {plan.block[0]}×{plan.block[1]}",
+               postfix={"plan": f"{plan.flops / 1e9:.3g} GFLOP, ≈{plan.seconds:.0f} s, "
+                                f"{plan.peak_bytes / 2**20:.0f} MiB/tile"})
+    return (lambda: bar.update(1)), bar.close
+
+
+def ntk_matrix(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
+               trace_axes: Sequence[int] = (-1,), diagonal_axes: Sequence[int] = (), vmap_axes: Any = 0,
+               method: str = "auto", memory_limit: int | None = None,
+               block_size: int | tuple[int, int] | None = None, out=None, progress=None, dtype=None,
+               **kwargs) -> PyTree:
+    """The empirical NTK of ``f`` on ``x1`` and ``x2`` (None: x2 is x1), computed tile by tile.
+
+    Returns what ``ntkc.ntk_fn(f, trace_axes, diagonal_axes, vmap_axes, method)(x1, x2, params,
+    **kwargs)`` returns, as NumPy arrays (a pytree of them for a pytree output), whatever the
+    number of examples. Examples must be independent (``vmap_axes`` set: tiling a batch-coupled
+    ``f`` would change it); inputs may be NumPy memmaps, of which only the tiles' examples are read.
+
+    Args:
+      memory_limit: bytes for one tile's working set (parameters and inputs, the method's
+        residuals, Jacobians or factors and cotangents, intermediates, the tile, XLA's
+        temporaries — measured from the compiled tile); the assembled kernel is not counted.
+        None: half of the memory available now. It also steers the tiles' contraction orders.
+      block_size: examples per tile (an int, or ``(b1, b2)``), instead of the budget's choice.
+      out: None (host memory), or a path: ``kernel.npy`` (one output leaf) or a directory (one
+        ``.npy`` per output leaf) written tile by tile as memory-mapped files and returned as
+        ``numpy.memmap`` s; finished tiles are recorded next to it, and the same call after an
+        interruption computes only the missing tiles (a run of another kernel there is refused).
+      progress: a progress bar (tqdm): None (default) shows it in a terminal; True, False; or a
+        callable ``progress(done, total)`` called after every tile.
+      dtype: the kernel's dtype (default: ``f``'s output dtype).
+
+    With x2 = None only the tiles on or above the diagonal are computed (the kernel is
+    symmetric); a diagonal example axis (``diagonal_axes`` holding it) needs only the diagonal
+    tiles, a traced one is their mean. ``ntkc.tile_plan(...)`` tells the tiles and costs first.
+
+    >>> import jax.numpy as jnp, numpy as np, ntkc
+    >>> f = lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"]
+    >>> params = {"w": np.ones((3, 16), np.float32) / 3, "v": np.ones((16, 2), np.float32) / 4}
+    >>> x = np.linspace(-1, 1, 111 * 3, dtype=np.float32).reshape(111, 3)
+    >>> K = ntkc.ntk_matrix(f, params, x, block_size=32)
+    >>> K.shape, bool(np.allclose(K, ntkc.ntk_fn(f, vmap_axes=0)(x, None, params), rtol=1e-5))
+    ((111, 111), True)
+    """
+    options = _options(f, method, trace_axes, diagonal_axes, vmap_axes, memory_limit)
+    plan = make_tile_plan(f, params, x1, x2, kwargs, method=method, options=options, block_size=block_size)
+    record = None if out is None else _fingerprint(plan, params, x1, x2, kwargs, options, dtype)
+    store = Store(list(plan.layouts), plan.out_tree, dtype, out, record, plan.n1)
+    todo = [(i, tile) for i, tile in enumerate(plan.tiles) if i not in store.done]
+    advance, close = _progress(progress, len(plan.tiles), len(plan.tiles) - len(todo), plan)
+    context = plan.context
+    pending = None
+    try:
+        for index, tile in todo:
+            single = context.single(tile)
+            kernel = plan.kernel(tile.shape, single)
+            a, kw1 = context.side1.block(tile.i0, tile.i1)
+            b, kw2 = context.side2.block(tile.j0, tile.j1)
+            running = (index, tile, kernel.run(a, None if single else b, params, side_kwargs(kw1, kw1 if single else kw2)))
+            if pending is not None:
+                store.write(*pending, symmetric=plan.symmetric)
+                advance()
+            pending = running
+        if pending is not None:
+            store.write(*pending, symmetric=plan.symmetric)
+            advance()
+    finally:
+        close()
+    return store.result()
