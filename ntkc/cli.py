@@ -1,5 +1,6 @@
 """Command-line interface: ``ntkc demo``, ``ntkc report path/to/model.py[:factory]``,
-``ntkc export path/to/model.py[:factory] -o ntk_generated.py`` and ``ntkc bench [--quick]``.
+``ntkc export path/to/model.py[:factory] -o ntk_generated.py``, ``ntkc matrix
+path/to/model.py[:factory] --x1 x1.npy --out K.npy --memory 4GB`` and ``ntkc bench [--quick]``.
 
 A model file defines a factory (default name ``model``) returning ``(f, params, x)`` or
 ``(f, params, x1, x2)``; arrays or ``jax.ShapeDtypeStruct`` (symbolic shapes welcome).
@@ -30,11 +31,23 @@ def main(argv: list[str] | None = None) -> int:
     _model_options(export)
     export.add_argument("-o", "--output", default="ntk_generated.py", help="file to write (default ntk_generated.py)")
     export.add_argument("--method", default="auto", help="structured, jacobian, ntvp or auto (default)")
+    matrix = sub.add_parser("matrix", help="A dataset's kernel, tile by tile, into a .npy file (resumable).")
+    _model_options(matrix)
+    matrix.add_argument("--x1", default=None, help="x1 as a .npy file (default: the factory's x1)")
+    matrix.add_argument("--x2", default=None, help="x2 as a .npy file (default: none, the kernel of x1 with itself)")
+    matrix.add_argument("--out", required=True, help="the kernel's .npy file (a directory for a pytree output)")
+    matrix.add_argument("--memory", default=None, help="budget of one tile, e.g. 4GB, 512MiB (default: half the "
+                                                       "available memory)")
+    matrix.add_argument("--block-size", type=int, default=None, help="examples per tile (default: from the budget)")
+    matrix.add_argument("--method", default="auto", help="structured, jacobian, ntvp or auto (default)")
+    matrix.add_argument("--dtype", default=None, help="the kernel's dtype (default: the model's)")
     args = parser.parse_args(argv)
     if args.command == "report":
         return run_report(args)
     if args.command == "export":
         return run_export(args)
+    if args.command == "matrix":
+        return run_matrix(args)
     if args.command == "demo":
         from ntkc.demo import run_demo
 
@@ -140,6 +153,53 @@ def run_export(args) -> int:
     source = compiled.export(args.output)
     print(f"wrote {args.output}: {len(source.splitlines())} lines, method {compiled.method!r}; "
           f"use it as `from {args.output.rsplit('/', 1)[-1].removesuffix('.py')} import ntk`")
+    return 0
+
+
+def memory_size(text: str | None) -> int | None:
+    """``4GB``, ``512MiB``, ``1e9`` -> bytes (K/M/G/T decimal; KiB/MiB/GiB/TiB binary).
+
+    >>> memory_size("2GiB"), memory_size("1.5GB"), memory_size("1000")
+    (2147483648, 1500000000, 1000)
+    """
+    if text is None:
+        return None
+    units = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6, "G": 10**9, "GB": 10**9,
+             "T": 10**12, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+    number = text.strip()
+    digits = number.rstrip("aAbBgGiIkKmMtT ")
+    unit = number[len(digits):].strip().upper()
+    try:
+        return int(float(digits) * units[unit])
+    except (ValueError, KeyError):
+        raise SystemExit(f"ntkc: --memory looks like 4GB, 512MiB or a number of bytes, got {text!r}") from None
+
+
+def run_matrix(args) -> int:
+    import jax
+    import numpy as np
+
+    from ntkc.api import valid_methods
+    from ntkc.tiling import ntk_matrix, tile_plan
+
+    f, params, x1, x2 = load_model(args.model)
+    if _symbolic((params, x1, x2)):
+        raise SystemExit("ntkc: matrix needs concrete shapes; the factory returned symbolic ones")
+    if args.method not in valid_methods():
+        raise SystemExit(f"ntkc: --method must be one of {', '.join(valid_methods())}, got {args.method!r}")
+    x1 = np.load(args.x1, mmap_mode="r") if args.x1 else x1
+    x2 = np.load(args.x2, mmap_mode="r") if args.x2 else (None if args.x1 else x2)
+    axes = _axes(args)
+    if axes["vmap_axes"] is None:
+        raise SystemExit("ntkc: matrix tiles examples, so it needs --vmap-axes (an int)")
+    options = dict(**axes, method=args.method, memory_limit=memory_size(args.memory), block_size=args.block_size)
+    try:
+        print(tile_plan(f, params, x1, x2, **options))
+        kernel = ntk_matrix(f, params, x1, x2, **options, out=args.out, dtype=args.dtype)
+    except (ValueError, FileExistsError) as error:
+        raise SystemExit(f"ntkc: {error}") from None
+    shapes = [np.shape(leaf) for leaf in jax.tree_util.tree_leaves(kernel)]
+    print(f"wrote {args.out}: {', '.join(str(s) for s in shapes)}")
     return 0
 
 

@@ -13,7 +13,7 @@ import jax
 
 from ntkc._version import __version__
 from ntkc.planning import PlanOptions, check_options
-from ntkc.tiling.plan import TilePlan, make_tile_plan, side_kwargs
+from ntkc.tiling.plan import TilePlan, make_tile_plan
 from ntkc.tiling.store import Store, fingerprint
 
 PyTree = Any
@@ -131,7 +131,7 @@ def ntk_matrix(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None
             kernel = plan.kernel(tile.shape, single)
             a, kw1 = context.side1.block(tile.i0, tile.i1)
             b, kw2 = context.side2.block(tile.j0, tile.j1)
-            running = (index, tile, kernel.run(a, None if single else b, params, side_kwargs(kw1, kw1 if single else kw2)))
+            running = (index, tile, kernel.run(a, None if single else b, params, kw1, kw1 if single else kw2))
             if pending is not None:
                 store.write(*pending, symmetric=plan.symmetric)
                 advance()

@@ -17,6 +17,7 @@ import functools
 import math
 import os
 import time
+import weakref
 from typing import Any, Callable
 
 import jax
@@ -25,7 +26,7 @@ import numpy as np
 from ntkc.batching import partition_kwargs, split_kwargs
 from ntkc.passes.cost import SizeNames, evaluate
 from ntkc.passes.select import choose
-from ntkc.planning import NTKPlan, PlanOptions, execute, plan_for
+from ntkc.planning import NTKPlan, PlanOptions, plan_for
 from ntkc.problem import build_problem
 from ntkc.symbolic import PROBES
 from ntkc.tiling.geometry import PAIR, Layout, Tile, layouts, tiles
@@ -116,11 +117,11 @@ class Examples:
         return x, {**kw, **dict(static)}
 
     def block(self, start: int, stop: int):
-        """``(x, kwargs)`` of examples ``start:stop`` as host arrays (memmaps: only those rows)."""
-        arrays, static = partition_kwargs(self.kwargs)
-        x, kw = Examples(self.x, self.x_axes, arrays, self.kw_axes)._map(
+        """``(x, kwargs made of arrays)`` of examples ``start:stop`` as host arrays (memmaps: only
+        those rows are read; the other keyword arguments are constants of the tile's plan)."""
+        arrays, _ = partition_kwargs(self.kwargs)
+        return Examples(self.x, self.x_axes, arrays, self.kw_axes)._map(
             lambda a, l: np.asarray(_slice(l, a, start, stop)))
-        return x, {**kw, **dict(static)}
 
 
 def side_kwargs(kw1: dict, kw2: dict) -> dict:
@@ -130,11 +131,28 @@ def side_kwargs(kw1: dict, kw2: dict) -> dict:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class TileKernel:
-    """One tile shape's plan and its compiled executable; ``bytes`` is XLA's measured working set."""
+    """One tile shape's plan and its compiled program ``run(x1, x2, params, kw1, kw2)`` (the array
+    keyword arguments of each side); ``bytes`` is XLA's measured working set."""
 
     plan: NTKPlan
     run: Callable
     bytes: int
+
+
+#: Compiled tile programs, by plan (a plan is for one tile shape; its program is compiled once).
+_COMPILED: "weakref.WeakKeyDictionary[NTKPlan, TileKernel]" = weakref.WeakKeyDictionary()
+
+
+def compiled_tile(plan: NTKPlan, x1, x2, params, kw1: dict, kw2: dict) -> TileKernel:
+    """The plan's executable compiled ahead of time for these specs, with XLA's memory analysis."""
+    if plan not in _COMPILED:
+        compiled = plan.executable.lower(params, x1, x2, kw1, kw2).compile()
+        stats = compiled.memory_analysis()
+        used = 0 if stats is None else (stats.argument_size_in_bytes + stats.output_size_in_bytes
+                                        + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+        _COMPILED[plan] = TileKernel(plan=plan, bytes=int(used),
+                                     run=lambda a, b, p, k1, k2: compiled(p, a, b, k1, k2))
+    return _COMPILED[plan]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -218,16 +236,9 @@ class Context:
         plan = self.tile_plan(shape, single, self.options.memory_limit)
         x1, kw1 = self.side1.specs(shape[0])
         x2, kw2 = self.side2.specs(shape[1])
-        kwargs = side_kwargs(kw1, kw1 if single else kw2)
-        arrays = {k: v for k, v in kwargs.items() if not partition_kwargs({k: v})[1]}
-        static = {k: v for k, v in kwargs.items() if k not in arrays}
-        run = jax.jit(lambda a, b, p, kw: execute(plan, a, b, p, {**kw, **static}))
-        compiled = run.lower(x1, None if single else x2, self.params, arrays).compile()
-        stats = compiled.memory_analysis()
-        used = 0 if stats is None else (stats.argument_size_in_bytes + stats.output_size_in_bytes
-                                        + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
-        return TileKernel(plan=plan, run=lambda a, b, p, kw: compiled(a, b, p, {k: kw[k] for k in arrays}),
-                          bytes=int(used))
+        dynamic = lambda kw: partition_kwargs(kw)[0]
+        return compiled_tile(plan, x1, None if single else x2, self.params, dynamic(kw1),
+                             dynamic(kw1 if single else kw2))
 
 
 def _probe_sizes(*trees, count: int = 2) -> list[int]:

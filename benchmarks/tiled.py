@@ -1,0 +1,122 @@
+"""A dataset's kernel with ``ntkc.ntk_matrix``: wall time, peak memory, driver overhead, symmetry.
+
+Usage:
+    python benchmarks/tiled.py --model mlp --n 10000                 # memory_limit 2 GiB, out-of-core
+    python benchmarks/tiled.py --model cnn --n 2000 --unsymmetric    # also the kernel without symmetry
+
+Each point runs in this process: the traced kernel (``trace_axes=(-1,)``, ``vmap_axes=0``) of a
+``tiled_models`` model on ``n`` examples with itself, ``memory_limit`` 2 GiB (``--memory``),
+written to a ``.npy`` file (``--out``; a temporary directory by default). It reports, as one
+JSON line: the tile plan (tile, tiles, method, predicted FLOPs and time), the wall time of
+``ntk_matrix`` (planning and compilation included) and of its tiles, the peak of resident
+memory (``VmHWM``) and of anonymous resident memory (``RssAnon``, sampled every 20 ms: the
+kernel's file pages are the OS's cache, not the process's), the median time of a tile in the run
+against the same full tile run alone (the driver's overhead), and with ``--unsymmetric`` the
+same kernel computed from every tile (x2 a copy of x1) for the symmetric saving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import tiled_models  # noqa: E402
+from worker import max_rss_mib  # noqa: E402
+
+
+class AnonPeak:
+    """The peak of ``RssAnon`` (MiB), sampled in a background thread."""
+
+    def __init__(self, every_s: float = 0.02):
+        self.peak, self.every_s = 0.0, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("RssAnon:"):
+                    self.peak = max(self.peak, int(line.split()[1]) / 1024)
+            time.sleep(self.every_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def run(model: str, n: int, memory: int, out: pathlib.Path, unsymmetric: bool, repeats: int) -> dict:
+    import jax
+    import numpy as np
+
+    import ntkc
+
+    f, params, x = tiled_models.make(model, n)
+    stamps = []
+    start = time.perf_counter()
+    plan = ntkc.tile_plan(f, params, x, memory_limit=memory)  # plans and compiles every tile shape
+    planned = time.perf_counter()
+    with AnonPeak() as baseline_anon:  # the process with JAX, the inputs and the compiled tiles
+        time.sleep(0.1)
+    with AnonPeak() as anon:
+        kernel = ntkc.ntk_matrix(f, params, x, memory_limit=memory, out=out,
+                                 progress=lambda done, total: stamps.append(time.perf_counter()))
+    wall = time.perf_counter() - start
+    gaps = np.diff([planned] + stamps)
+    full = [i for i, t in enumerate(plan.tiles) if t.shape == plan.block and not t.on_diagonal]
+    in_run = statistics.median(gaps[i] for i in full[1:]) if len(full) > 1 else float("nan")
+    tile = plan.tiles[full[0]] if full else plan.tiles[0]
+    alone_kernel = plan.kernel(tile.shape, plan.context.single(tile))
+    a, kw1 = plan.context.side1.block(tile.i0, tile.i1)
+    b, kw2 = plan.context.side2.block(tile.j0, tile.j1)
+    args = (a, None if plan.context.single(tile) else b, params, kw1, kw2)
+    jax.block_until_ready(alone_kernel.run(*args))
+    alone = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(alone_kernel.run(*args))
+        alone.append(time.perf_counter() - t0)
+    row = {"model": model, "n": n, "memory_limit": memory, "block": list(plan.block), "tiles": len(plan.tiles),
+           "method": plan.method, "predicted_gflop": plan.flops / 1e9, "predicted_s": plan.seconds,
+           "tile_peak_mib": plan.peak_bytes / 2**20, "wall_s": wall, "tiles_s": float(sum(gaps)),
+           "tile_in_run_s": in_run, "tile_alone_s": statistics.median(alone),
+           "peak_rss_mib": max_rss_mib(), "peak_anon_mib": anon.peak, "baseline_anon_mib": baseline_anon.peak,
+           "kernel_shape": list(np.shape(kernel)), "kernel_sum": float(np.sum(kernel, dtype=np.float64))}
+    row["driver_overhead"] = row["tile_in_run_s"] / row["tile_alone_s"] - 1
+    if unsymmetric:
+        t0 = time.perf_counter()
+        every = ntkc.ntk_matrix(f, params, x, np.array(x), memory_limit=memory, progress=False)
+        row["unsymmetric_wall_s"] = time.perf_counter() - t0
+        row["max_difference"] = float(np.max(np.abs(np.asarray(every) - np.asarray(kernel))))
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=tiled_models.MODELS, default="mlp")
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--memory", type=float, default=2.0, help="memory_limit in GiB (default 2)")
+    p.add_argument("--out", default=None, help="the kernel's .npy file (default: a temporary file)")
+    p.add_argument("--unsymmetric", action="store_true", help="also compute it from every tile")
+    p.add_argument("--repeats", type=int, default=3, help="runs of the lone tile (median)")
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        out = pathlib.Path(a.out) if a.out else pathlib.Path(folder) / "K.npy"
+        row = run(a.model, a.n, int(a.memory * 2**30), out, a.unsymmetric, a.repeats)
+    print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
