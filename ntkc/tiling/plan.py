@@ -102,6 +102,8 @@ class Examples:
         sizes = [np.shape(l)[a] for l, a in zip(jax.tree_util.tree_leaves(self.x),
                                                  jax.tree_util.tree_leaves(self.x_axes, is_leaf=lambda a: a is None))
                  if a is not None]
+        if not sizes:
+            raise ValueError("`vmap_axes` gives no leaf of `x` a batch axis: there are no examples to tile")
         return sizes[0]
 
     def _map(self, fn):
@@ -293,6 +295,29 @@ def _largest_fitting(pricer: Pricer, limit: int, shape_of: Callable[[int], tuple
     return low
 
 
+def _measured_block(context: Context, pricer: Pricer, shape_of, limit: int, budget: int, single: bool,
+                    symmetric: bool, compiled: dict) -> tuple[int, int]:
+    """The tile: the cost model's largest fitting block, then resized by XLA's measured working
+    set of the compiled tile (the cost model prices every operand and intermediate as live at
+    once, so it is an upper bound): shrunk until it fits, grown while it uses under half."""
+    b, best = _largest_fitting(pricer, limit, shape_of), None
+    for _ in range(6):
+        block = shape_of(b)
+        key = (block, single or (symmetric and block[0] >= limit))
+        if key not in compiled:
+            compiled[key] = context.compile(*key)
+        used = compiled[key].bytes
+        if used <= budget:
+            best = block if best is None or block[0] > best[0] else best
+        if used > budget and b > 1:
+            b = max(1, int(b * math.sqrt(budget / used) * 0.9))
+        elif used < budget / 2 and block[0] < limit and (best is None or best == block):
+            b = min(limit, int(b * min(2.0, math.sqrt(budget / max(used, 1)) * 0.9)) + 1)
+        else:
+            break
+    return best or shape_of(1)
+
+
 def make_tile_plan(f, params, x1, x2, kwargs, *, method: str, options: PlanOptions,
                    block_size: int | tuple[int, int] | None) -> TilePlan:
     """:func:`ntkc.tile_plan` with checked options (see there)."""
@@ -328,22 +353,22 @@ def make_tile_plan(f, params, x1, x2, kwargs, *, method: str, options: PlanOptio
             raise ValueError(f"`block_size` must be a positive int or a pair of them, got {block_size!r}")
         block = (min(b1, n1), min(b2, n2)) if mode == PAIR else shape_of(b1)
     else:
-        b = _largest_fitting(pricer, max(n1, n2), shape_of)
-        for _ in range(6):  # XLA's measured working set of the largest tile decides: shrink until it fits
-            block = shape_of(b)
-            key = (block, single or (symmetric and block[0] >= n1))
-            largest = compiled[key] = context.compile(*key)
-            if largest.bytes <= budget or b == 1:
-                break
-            b = max(1, int(b * math.sqrt(budget / largest.bytes) * 0.9))
+        block = _measured_block(context, pricer, shape_of, max(n1, n2), budget, single, symmetric, compiled)
     grid = tiles(n1, n2, block, symmetric=symmetric, diagonal=mode != PAIR)
-    flops = sum(pricer.at(*tile.shape)[2] for tile in grid)
     plan = TilePlan(n1=n1, n2=n2, block=block, tiles=grid, mode=mode, symmetric=symmetric, method=method,
-                    memory_limit=budget, peak_bytes=0, flops=flops, seconds=flops / matmul_rate(),
+                    memory_limit=budget, peak_bytes=0, flops=0, seconds=0.0,
                     layouts=tuple(leaf_layouts), out_tree=jax.tree_util.tree_structure(problem.out1),
                     context=context, kernels={k: v for k, v in compiled.items() if k[0] == block})
     plan.compile_all()
+    flops = sum(_flops(plan.kernel(tile.shape, context.single(tile)).plan) for tile in grid)
     kernels = plan.kernels.values()
     methods = {k.plan.method for k in kernels}
-    return dataclasses.replace(plan, peak_bytes=max(k.bytes for k in kernels),
+    return dataclasses.replace(plan, peak_bytes=max(k.bytes for k in kernels), flops=flops,
+                               seconds=flops / matmul_rate(),
                                method=methods.pop() if len(methods) == 1 else "/".join(sorted(methods)))
+
+
+def _flops(plan: NTKPlan) -> int:
+    """The predicted FLOPs of one tile's plan (its method, at its sizes)."""
+    parts = plan.complex.parts if plan.complex is not None else (plan,)
+    return sum(int(p.costs()[p.method].total_flops) for p in parts)
