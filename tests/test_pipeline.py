@@ -27,7 +27,7 @@ def test_dump_prints_every_pass(monkeypatch, capsys):
     inst = ZOO["mlp"].make(jax.random.PRNGKey(0), dtype=jnp.float32)
     compile_plan(_problem(inst, True), inst.params)
     err = capsys.readouterr().err
-    for name in ("lower", "structure", "propagate", "cotangents", "terms", "weight_sharing", "order"):
+    for name in ("lower", "structure", "propagate", "cotangents", "terms", "weight_sharing", "order", "share"):
         assert f"after pass '{name}'" in err
     assert "einsum(" in err and "dot_general" in err
 
@@ -120,3 +120,65 @@ def test_a_weight_and_its_bias_read_one_cotangent():
     assert uses[2].primitives == "dot_general→add" and uses[0].primitives == "broadcast_in_dim→add"
     assert uses[2].output is uses[0].output
     assert len(comp.sides[0].targets) == 2  # the sum before the ReLU, and the head's output
+
+
+def _without_share(problem, params, **options):
+    from ntkc.passes import pipeline
+    kept = [(name, run) for name, run in pipeline.PASSES if name != "share"]
+    original, pipeline.PASSES[:] = list(pipeline.PASSES), kept
+    try:
+        return compile_plan(problem, params, check=True, **options)
+    finally:
+        pipeline.PASSES[:] = original
+
+
+def test_a_weight_and_its_bias_share_their_cotangent_product():
+    """``x @ W + b`` per example: the bias's term ``Σ cot1·cot2`` is the first step of the
+    weight's ``Σ (cot1·cot2)(x1·x2)``; the share pass computes it once, the kernel is unchanged.
+    (The head's bias reads the squeezed output, a different array from its weight's.)"""
+    def f(p, x):
+        h = jnp.tanh(x @ p["w1"] + p["b1"])
+        return h @ p["w2"] + p["b2"]
+
+    keys = jax.random.split(jax.random.PRNGKey(0), 5)
+    params = {"w1": jax.random.normal(keys[0], (5, 16), jnp.float64), "b1": jax.random.normal(keys[1], (16,), jnp.float64),
+              "w2": jax.random.normal(keys[2], (16, 3), jnp.float64), "b2": jax.random.normal(keys[3], (3,), jnp.float64)}
+    x = jax.random.normal(keys[4], (6, 5), jnp.float64)
+    problem = build_problem(f, x, x[:4], params, {}, trace_axes=(-1,), diagonal_axes=(), vmap_axes=0)
+    shared, plain = compile_plan(problem, params, check=True), _without_share(problem, params)
+    (kernel,), (before,) = shared.kernels, plain.kernels
+    assert len(kernel.shared) == 1 and not before.shared
+    readers = [t.leaf for t in kernel.terms if any(op.kind == "shared" for op in t.contraction.operands)]
+    assert readers == [0, 2]  # leaves in key order: b1, b2, w1, w2
+    assert kernel.flops < before.flops
+    import ntkc
+    from reference import oracle_ntk
+    got = ntkc.ntk_fn(f, trace_axes=(-1,), vmap_axes=0, method="structured")(x, x[:4], params)
+    np.testing.assert_allclose(got, oracle_ntk(f, x, x[:4], params, trace_axes=(-1,), vmap_axis=(0, 0)), rtol=1e-10,
+                               atol=1e-10 * float(jnp.abs(got).max()))
+
+
+def test_shared_intermediate_keeps_what_any_reader_keeps():
+    """Examples of shape (1, d): the weight's first step keeps the size-1 row axis for its
+    factors, the bias sums it; one intermediate keeps it and the bias sums it out."""
+    inst = ZOO["mlp"].make(jax.random.PRNGKey(0), dtype=jnp.float32)
+    comp = compile_plan(_problem(inst, True, trace_axes=()), inst.params, check=True)
+    (kernel,) = comp.kernels
+    for i, c in enumerate(kernel.shared):
+        reads = [op for t in kernel.terms for op in t.contraction.operands if op.kind == "shared" and op.index == i]
+        assert len(reads) == 2
+        assert all(len(op.labels) == len(c.output) for op in reads)
+        assert any(not set(op.labels) <= set(kernel.result) | {l for o in t.contraction.operands if o is not op
+                                                                for l in o.labels}
+                   for t in kernel.terms for op in t.contraction.operands if op in reads)
+
+
+def test_a_memory_limit_bounds_the_shared_intermediates():
+    inst = ZOO["deep_mlp"].make(jax.random.PRNGKey(0), dtype=jnp.float32)
+    problem = _problem(inst, True, trace_axes=())
+    free = compile_plan(problem, inst.params, check=True)
+    limit = 4 * 16  # bytes: 16 float32 elements, a quarter of them for shared intermediates
+    tight = compile_plan(problem, inst.params, check=True, memory_limit=limit)
+    size = lambda kernel: sum(int(np.prod([kernel.label_sizes()[l] for l in c.output])) for c in kernel.shared)
+    assert size(free.kernels[0]) > 4
+    assert size(tight.kernels[0]) <= 4

@@ -186,6 +186,7 @@ MUTATIONS = {
     "contraction-path": ("mlp", _bad_path),
     "term-output": ("mlp", _reversed_output),
     "operand-shape": ("layer_norm_mlp", _unsummed_target),
+    "shared": ("mlp", lambda c: _kernel(c, shared=())),
 }
 
 

@@ -43,6 +43,8 @@ def render(comp) -> str:
     for kernel in comp.kernels:
         lines.append(f"kernel {kernel.output}: result ({','.join(kernel.result)}) {list(kernel.result_shape)} "
                      f"/ {kernel.trace_size}, {len(kernel.terms)} terms, flops={kernel.flops}")
+        for i, c in enumerate(kernel.shared):
+            lines.append(f"  shared[{i}] = {render_contraction(c)}")
         for jac in kernel.jacobians:
             lines.append(f"  J{jac.side}[θ{jac.leaf}]({','.join(jac.labels)}) = sum of")
             lines.extend(f"    {render_contraction(p)}" for p in jac.parts)

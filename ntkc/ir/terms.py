@@ -1,8 +1,9 @@
 """The NTK plan: per output leaf, a sum of einsum terms over named operands.
 
 An :class:`Operand` names an array one side produces for one example batch: the cotangent
-∂f/∂z of a consumer output z, a factor of a consumer's Jacobian form, or (outside-in weight
-sharing) a whole per-leaf Jacobian ∂f/∂θ_l built by a :class:`SideJacobian`. A :class:`Term`
+∂f/∂z of a consumer output z, a factor of a consumer's Jacobian form, (outside-in weight
+sharing) a whole per-leaf Jacobian ∂f/∂θ_l built by a :class:`SideJacobian`, or an intermediate
+several contractions of a kernel share (:data:`SHARED`, computed once: ``KernelPlan.shared``). A :class:`Term`
 contracts operands of both sides into the kernel's result labels; a :class:`KernelPlan` sums its
 terms, divides by the traced size and casts. Labels are readable strings (``"θ0.1"`` is axis 1 of
 parameter leaf 0; ``"1:3:d0"`` is label ``d0`` of use 3 on side 1; single letters are the result's
@@ -17,7 +18,7 @@ from typing import Any
 Labels = tuple[str, ...]
 
 #: Operand kinds.
-COTANGENT, FACTOR, JACOBIAN = "cotangent", "factor", "jacobian"
+COTANGENT, FACTOR, JACOBIAN, SHARED = "cotangent", "factor", "jacobian", "shared"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,9 +26,10 @@ class Operand:
     """One array of one side.
 
     Attributes:
-      side: 1 (x1) or 2 (x2).
+      side: 1 (x1) or 2 (x2); 0 for a shared intermediate (it reads both sides).
       kind: :data:`COTANGENT` (of use ``index``), :data:`FACTOR` (number ``factor`` of use
-        ``index``'s form) or :data:`JACOBIAN` (of parameter leaf ``index``).
+        ``index``'s form), :data:`JACOBIAN` (of parameter leaf ``index``) or :data:`SHARED`
+        (the kernel's shared intermediate ``index``).
       index: the use (or leaf) it belongs to.
       factor: the factor's position in the use's form, for :data:`FACTOR`.
       labels: one label per axis.
@@ -83,7 +85,9 @@ class SideJacobian:
 
 @dataclasses.dataclass(frozen=True)
 class KernelPlan:
-    """The kernel of output leaf ``output``: ``Σ terms / trace_size`` cast to ``dtype``."""
+    """The kernel of output leaf ``output``: ``Σ terms / trace_size`` cast to ``dtype``.
+    ``shared`` are intermediates computed once and read by several contractions (as
+    :data:`SHARED` operands, by index), before the Jacobians and the terms."""
 
     output: int
     result: Labels
@@ -92,6 +96,7 @@ class KernelPlan:
     dtype: Any
     terms: tuple[Term, ...]
     jacobians: tuple[SideJacobian, ...] = ()
+    shared: tuple[Contraction, ...] = ()
 
     def label_sizes(self) -> dict[str, int]:
         sizes: dict[str, int] = dict(zip(self.result, self.result_shape))
@@ -101,6 +106,7 @@ class KernelPlan:
         return sizes
 
     def contractions(self):
+        yield from self.shared
         for jac in self.jacobians:
             yield from jac.parts
         for term in self.terms:

@@ -17,7 +17,7 @@ from ntkc.errors import IRError
 from ntkc.ir.from_jaxpr import infer_outputs
 from ntkc.ir.graph import Graph, Lit, Var
 from ntkc.ir.operands import example_shape, output_leaves
-from ntkc.ir.terms import COTANGENT, FACTOR, JACOBIAN
+from ntkc.ir.terms import COTANGENT, FACTOR, JACOBIAN, SHARED
 from ntkc.rules import RECIPES
 
 #: Every invariant the verifier checks, by name.
@@ -39,6 +39,7 @@ INVARIANTS = {
     "contraction-path": "a contraction's path is valid for its operand count and ends in one array",
     "term-output": "terms produce the kernel's result labels, Jacobian parts their Jacobian's labels",
     "operand-shape": "every array a term reads has the shape the backend produces for it",
+    "shared": "a shared intermediate reads side arrays only and is read by a later contraction",
 }
 
 
@@ -150,6 +151,9 @@ def _expected_operand_shape(comp, kernel, op, produced: dict, physical: int):
     """The shape the backend gives an operand: a side's per-example array (abstract evaluation
     of the backend) with the batch axis in front, a constant factor's value, or an outside-in
     Jacobian (batch, the output leaf's example axes, θ's axes)."""
+    if op.kind == SHARED:
+        sizes = kernel.label_sizes()
+        return tuple(sizes[l] for l in kernel.shared[op.index].output)
     out1, out2, _, fx = output_leaves(comp)[kernel.output]
     side = comp.side(op.side)
     batch = (side.side.n_examples(),) if side.vmapped else ()
@@ -176,6 +180,14 @@ def verify_kernel(comp, kernel, produced: dict | None) -> None:
         for p in jac.parts:
             _check(tuple(p.output) == tuple(jac.labels), "term-output", f"J[θ{jac.leaf}]: part output differs")
             verify_contraction(p, f"J{jac.side}[θ{jac.leaf}]", dict(zip(jac.labels, jac.shape)), theta)
+    for i, c in enumerate(kernel.shared):
+        verify_contraction(c, f"kernel {kernel.output} shared[{i}]", {})
+        _check(all(op.kind != SHARED for op in c.operands), "shared",
+               f"kernel {kernel.output} shared[{i}] reads a shared array")
+    read = {op.index for c in kernel.contractions() for op in c.operands if op.kind == SHARED}
+    _check(read <= set(range(len(kernel.shared))), "shared", f"kernel {kernel.output}: reads shared {sorted(read)} "
+           f"of {len(kernel.shared)}")
+    _check(read == set(range(len(kernel.shared))), "shared", f"kernel {kernel.output}: a shared intermediate is never read")
     for t, term in enumerate(kernel.terms):
         where = f"kernel {kernel.output} term {t} (θ{term.leaf})"
         c = term.contraction
@@ -185,7 +197,7 @@ def verify_kernel(comp, kernel, produced: dict | None) -> None:
         return
     for c in kernel.contractions():
         for op in c.operands:
-            _check(op.kind in (COTANGENT, FACTOR, JACOBIAN), "operand-shape", f"unknown operand kind {op.kind}")
+            _check(op.kind in (COTANGENT, FACTOR, JACOBIAN, SHARED), "operand-shape", f"unknown operand kind {op.kind}")
             want = tuple(_expected_operand_shape(comp, kernel, op, produced, physical(op.side)))
             _check(tuple(op.shape) == want, "operand-shape",
                    f"kernel {kernel.output}: operand {op.key} of side {op.side} has shape {op.shape}, "

@@ -14,7 +14,7 @@ import numpy as np
 
 from ntkc.backends.operands import example_out_shapes, operand_name, operand_names, example_operands
 from ntkc.backends.program import Call, Concat, Constant, Einsum, Finish, Program, Sum, Take, Zeros
-from ntkc.ir.terms import FACTOR, JACOBIAN, Contraction
+from ntkc.ir.terms import FACTOR, JACOBIAN, SHARED, Contraction
 from ntkc.methods.calls import SideArgs, program_inputs
 from ntkc.passes.order import einsum_spec
 
@@ -108,13 +108,16 @@ def side_steps(comp, one: SideArgs, two: SideArgs | None) -> list:
 
 
 def kernel_steps(comp, kernel, leaf_paths: list[str]) -> list:
-    """One output leaf's kernel: outside-in Jacobians, one einsum per term, their sum, the mean."""
+    """One output leaf's kernel: shared intermediates, outside-in Jacobians, one einsum per term, their
+    sum, the mean."""
     u, on = kernel.output, _physical(comp)
     sizes = kernel.label_sizes()
     for jac in kernel.jacobians:
         sizes.update(zip(jac.labels, jac.shape))
 
     def array(op) -> str:
+        if op.kind == SHARED:
+            return f"k{u}_shared{op.index}"
         k = on(op.side)
         if op.kind == JACOBIAN:
             return f"jac{k}_{u}_{op.index}"
@@ -122,7 +125,9 @@ def kernel_steps(comp, kernel, leaf_paths: list[str]) -> list:
             return _name(k, f"const_{op.index}_{op.factor}")
         return _name(k, operand_name(op, u))
 
-    steps = []
+    steps = [contraction_step(c, f"k{u}_shared{i}", [array(op) for op in c.operands], sizes,
+                              note="read by several contractions, computed once")
+             for i, c in enumerate(kernel.shared)]
     for jac in kernel.jacobians:
         parts = [f"jac{on(jac.side)}_{u}_{jac.leaf}_part{p}" for p in range(len(jac.parts))]
         steps += [contraction_step(c, part, [array(op) for op in c.operands], sizes) for part, c in zip(parts, jac.parts)]

@@ -1,6 +1,6 @@
 """The structured-derivatives compiler: a flat list of named passes over a :class:`Compilation`.
 
-    lower → structure → propagate → cotangents → terms → weight_sharing → order
+    lower → structure → propagate → cotangents → terms → weight_sharing → order → share
 
 Each pass is a function ``Compilation -> Compilation`` whose docstring states what it needs and
 guarantees. ``NTKC_DUMP=1`` prints the IR after every pass; the tests run
@@ -31,6 +31,7 @@ from ntkc.passes.cotangents import cotangents_pass
 from ntkc.passes.build_terms import terms_pass
 from ntkc.passes.order import order_pass
 from ntkc.passes.propagate import propagate_pass
+from ntkc.passes.share import share_pass
 from ntkc.passes.sharing import weight_sharing_pass
 
 
@@ -99,6 +100,7 @@ PASSES: list[tuple[str, Callable[[Compilation], Compilation]]] = [
     ("terms", terms_pass),
     ("weight_sharing", weight_sharing_pass),
     ("order", order_pass),
+    ("share", share_pass),
 ]
 
 
