@@ -168,3 +168,87 @@ def test_symmetric_and_diagonal_kernels_run_only_the_tiles_they_need():
     got = ntkc.ntk_matrix(f, params, x, None, diagonal_axes=(0,), block_size=8)
     np.testing.assert_allclose(got, oracle_ntk(f, x, None, params, diagonal_axes=(0,), vmap_axis=(0, 0)),
                                rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["structured", "jacobian", "ntvp"])
+def test_row_bands_equal_the_untiled_kernel_for_every_method(method):
+    """Structured and Jacobian plans run as row bands (side 1 once per band, edge tiles padded
+    and cropped); NTK-vector products, which need both sides in every call, as square tiles."""
+    f, params, x1, x2 = _mlp()
+    for b in (x2, None):
+        for block in (8, (16, 5)):
+            plan = ntkc.tile_plan(f, params, x1, b, trace_axes=(), block_size=block, method=method)
+            assert plan.banded == (method != "ntvp")
+            got = ntkc.ntk_matrix(f, params, x1, b, trace_axes=(), block_size=block, method=method)
+            want = ntkc.ntk_fn(f, trace_axes=(), vmap_axes=0, method=method)(x1, b, params)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xdist_group(n)) for n in
+                                  ("mlp", "conv_same_nhwc", "rnn_scan", "weight_sharing", "kwargs_model",
+                                   "pytree_input")])
+def test_a_cut_program_computes_what_the_whole_program_does(name):
+    """Row program then column program == the whole program (structured: its fused batch of
+    both sides undone first), for per-example kwargs and pytree inputs too."""
+    from ntkc.batching import partition_kwargs, split_kwargs
+    from ntkc.tiling.bands import _functions, band_split
+
+    inst = instance(name, jnp.float64)
+    kw1, kw2 = (partition_kwargs(kw)[0] for kw in split_kwargs(dict(inst.kwargs)))
+    for method in ("structured", "jacobian"):
+        plan = ntkc.plan(inst.f, inst.params, inst.x1, inst.x2, trace_axes=(), vmap_axes=0, method=method,
+                         **inst.kwargs)
+        cut = band_split(plan)
+        assert cut is not None and cut.row.steps and not any(s.name == "operands" for s in cut.column.steps
+                                                             if hasattr(s, "name"))
+        row, column = _functions(plan, cut)
+        got = column(row(inst.params, inst.x1, kw1), inst.params, inst.x2, kw2)
+        want = plan.executable(inst.params, inst.x1, inst.x2, kw1, kw2)
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * float(np.abs(b).max()))
+
+
+class _Pricer:
+    """A pricer of ``F = a·(N1 + N2) + k·N1·N2`` FLOPs and ``m·(N1 + N2) + r·N1·N2`` bytes."""
+
+    def __init__(self, a, k, m, r, budget):
+        import sympy
+
+        from ntkc.passes.cost import MethodCost
+
+        n1, n2 = sympy.symbols("N1 N2")
+        self.costs = {"jacobian": MethodCost(flops={"all": a * (n1 + n2) + k * n1 * n2}, memory={"all": 0})}
+        self.m, self.r, self.budget, self.scale = m, r, budget, 1.0
+
+    def at(self, b1, b2):
+        values = {"N1": b1, "N2": b2}
+        return "jacobian", self.m * (b1 + b2) + self.r * b1 * b2, int(self.costs["jacobian"].flops["all"].subs(values))
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_the_band_follows_where_the_work_is(symmetric):
+    """Per-example work (a CNN's Jacobians: ``a ≫ k·N``) held to a budget linear in the
+    examples: one band as tall as fits, narrow tiles. Contractions alone (``a = 0``) under a
+    budget of the tile's area: tiles near square."""
+    from ntkc.tiling.pricing import choose_band
+
+    b1, b2 = choose_band(_Pricer(a=10**9, k=10**4, m=10**6, r=0, budget=600 * 10**6), 2000, 2000, symmetric)
+    assert b1 >= 450 and b2 <= b1 // 4 and (b1 + b2) * 10**6 <= 600 * 10**6
+    b1, b2 = choose_band(_Pricer(a=0, k=10**4, m=0, r=100, budget=100 * 500 * 500), 2000, 2000, symmetric)
+    assert b1 * b2 <= 500 * 500 and 0.5 <= b1 / b2 <= 2
+
+
+def test_a_convolutional_kernel_in_row_bands_under_a_budget():
+    def f(p, x):
+        x = jax.lax.conv_general_dilated(x, p["k"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jnp.tanh(x).mean(axis=(1, 2)) @ p["v"]
+
+    rng = np.random.default_rng(0)
+    params = {"k": rng.normal(size=(3, 3, 4, 16)).astype(np.float32) / 4,
+              "v": rng.normal(size=(16, 3)).astype(np.float32) / 3}
+    x = rng.normal(size=(128, 8, 8, 4)).astype(np.float32)
+    plan = ntkc.tile_plan(f, params, x, None, method="jacobian", memory_limit=1 << 20)
+    assert plan.banded and len(plan.tiles) > 1 and plan.peak_bytes <= 1 << 20
+    got = ntkc.ntk_matrix(f, params, x, None, method="jacobian", memory_limit=1 << 20)
+    want = ntkc.ntk_fn(f, vmap_axes=0)(x, None, params)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))

@@ -1,7 +1,8 @@
 """``ntkc.ntk_matrix`` and ``ntkc.tile_plan``: the tiled kernel's entry points and its driver loop.
 
 The loop dispatches tile t+1 before it copies tile t to the host (JAX runs asynchronously), so
-copying and writing a tile overlaps the next tile's computation.
+copying and writing a tile overlaps the next tile's computation. With row bands, a band's side-1
+results are computed when its first tile runs and kept for the band's other tiles.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _fingerprint(plan: TilePlan, params, x1, x2, kwargs, options: PlanOptions, d
                     or not all(hasattr(l, "shape") for l in jax.tree_util.tree_leaves(v)))
     arrays = [l for l in jax.tree_util.tree_leaves((params, x1, x2, kwargs)) if hasattr(l, "shape")]
     parts = [__version__, jax.__version__, options, context.method, str(dtype), plan.block, plan.n1, plan.n2,
-             plan.symmetric, plan.mode, jax.tree_util.tree_structure((params, x1, x2)), static, programs]
+             plan.symmetric, plan.mode, plan.banded, jax.tree_util.tree_structure((params, x1, x2)), static, programs]
     return fingerprint(parts, arrays)
 
 
@@ -77,6 +78,38 @@ def _progress(progress, total: int, done: int, plan: TilePlan):
                postfix={"plan": f"{plan.flops / 1e9:.3g} GFLOP, ≈{plan.seconds:.0f} s, "
                                 f"{plan.peak_bytes / 2**20:.0f} MiB/tile"})
     return (lambda: bar.update(1)), bar.close
+
+
+def _tile_runner(plan: TilePlan, params) -> Callable:
+    """``run(tile) -> kernels`` (dispatched, not waited for): one call of the tile's kernel."""
+    context = plan.context
+
+    def run(tile):
+        single = context.single(tile)
+        kernel = plan.kernel(tile.shape, single)
+        a, kw1 = context.side1.block(tile.i0, tile.i1)
+        b, kw2 = context.side2.block(tile.j0, tile.j1)
+        return kernel.run(a, None if single else b, params, kw1, kw1 if single else kw2)
+    return run
+
+
+def _band_runner(plan: TilePlan, params) -> Callable:
+    """``run(tile) -> kernels`` with row bands: the band's row program when the band changes,
+    then the tile's column program on examples padded to the block, cropped to the tile."""
+    context, kernel, (b1, b2) = plan.context, plan.kernel(plan.block, False), plan.block
+    band: dict = {}
+
+    def run(tile):
+        if band.get("start") != tile.i0:
+            a, kw1 = context.side1.padded(tile.i0, tile.i1, b1)
+            band.update(start=tile.i0, carried=kernel.row(params, a, kw1))
+        b, kw2 = context.side2.padded(tile.j0, tile.j1, b2)
+        kernels = kernel.column(band["carried"], params, b, kw2)
+        if tile.shape == plan.block:
+            return kernels
+        leaves = plan.out_tree.flatten_up_to(kernels)
+        return plan.out_tree.unflatten([layout.crop(leaf, tile.shape) for layout, leaf in zip(plan.layouts, leaves)])
+    return run
 
 
 def ntk_matrix(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
@@ -123,15 +156,11 @@ def ntk_matrix(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None
     store = Store(list(plan.layouts), plan.out_tree, dtype, out, record, plan.n1)
     todo = [(i, tile) for i, tile in enumerate(plan.tiles) if i not in store.done]
     advance, close = _progress(progress, len(plan.tiles), len(plan.tiles) - len(todo), plan)
-    context = plan.context
     pending = None
+    run = _band_runner(plan, params) if plan.banded else _tile_runner(plan, params)
     try:
         for index, tile in todo:
-            single = context.single(tile)
-            kernel = plan.kernel(tile.shape, single)
-            a, kw1 = context.side1.block(tile.i0, tile.i1)
-            b, kw2 = context.side2.block(tile.j0, tile.j1)
-            running = (index, tile, kernel.run(a, None if single else b, params, kw1, kw1 if single else kw2))
+            running = (index, tile, run(tile))
             if pending is not None:
                 store.write(*pending, symmetric=plan.symmetric)
                 advance()

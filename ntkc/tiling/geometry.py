@@ -67,6 +67,18 @@ def tiles(n1: int, n2: int, block: tuple[int, int], symmetric: bool, diagonal: b
                  if not symmetric or m >= k)
 
 
+def band_tiles(n1: int, n2: int, block: tuple[int, int], symmetric: bool) -> tuple[Tile, ...]:
+    """Row bands of ``block[0]`` examples of x1, each in tiles of ``block[1]`` columns: all of x2,
+    or (``symmetric``) the columns from the band's first example on. Edge tiles are cut short
+    here; they run padded to ``block``.
+
+    >>> [(t.i0, t.j0, t.j1) for t in band_tiles(5, 5, block=(3, 2), symmetric=True)]
+    [(0, 0, 2), (0, 2, 4), (0, 4, 5), (3, 3, 5)]
+    """
+    return tuple(Tile(a, b, c, min(c + block[1], n2)) for a, b in _blocks(n1, block[0])
+                 for c in range(a if symmetric else 0, n2, block[1]))
+
+
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """One output leaf's kernel: its shape for the whole problem and where its example axes are.
@@ -110,6 +122,14 @@ class Layout:
         if self.cols is not None:
             index[self.cols] = slice(tile.j0, tile.j1)
         return tuple(index)
+
+    def crop(self, block, shape: tuple[int, int]):
+        """A padded tile's kernel cut to a tile of ``shape`` examples."""
+        index = [slice(None)] * block.ndim
+        for axis, size in ((self.rows, shape[0]), (self.cols, shape[1])):
+            if axis is not None:
+                index[axis] = slice(0, size)
+        return block[tuple(index)]
 
     def mirror(self, block):
         """The kernel of the tile with the sides exchanged: every pair of axes swapped.

@@ -6,30 +6,34 @@ factors and cotangents, intermediates, the tile itself, and XLA's temporaries �
 ``memory_limit``. The size comes from the cost model: one plan at probe sizes prices every method
 as a polynomial in the tile's ``N1`` and ``N2`` (under ``vmap_axes`` the per-example program does
 not depend on the batch), so the largest square tile whose cheapest fitting method fits is
-found without compiling anything; then the tile is compiled and XLA's own memory analysis
-(arguments + outputs + temporaries) checks it, shrinking the tile until it fits.
+found without compiling anything (:mod:`ntkc.tiling.pricing`); then the tile is compiled and
+XLA's own memory analysis (arguments + outputs + temporaries) checks it, resizing the tile until
+it fits.
+
+When side 1's part of the tile's program can be cut off (:mod:`ntkc.tiling.bands`: operands or
+Jacobians, not NTK-vector products) and the example axes form pairs, tiles run as **row bands**:
+``b1`` examples of x1 in tiles of ``b2`` columns, side 1's work done once per band. The band's
+shape minimizes the predicted time — side 1's work once per band, side 2's once per tile, the
+contractions, a small cost per call — among the shapes that fit: tall bands when per-example
+work dominates (a CNN's Jacobians), squarer ones when contractions do (an MLP's).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import os
-import time
 import weakref
 from typing import Any, Callable
 
 import jax
-import numpy as np
 
 from ntkc.batching import partition_kwargs, split_kwargs
-from ntkc.passes.cost import SizeNames, evaluate
-from ntkc.passes.select import choose
 from ntkc.planning import NTKPlan, PlanOptions, plan_for
 from ntkc.problem import build_problem
-from ntkc.symbolic import PROBES
-from ntkc.tiling.geometry import PAIR, Layout, Tile, layouts, tiles
+from ntkc.tiling.bands import BandKernel, band_split, compiled_band
+from ntkc.tiling.examples import Examples, side_kwargs
+from ntkc.tiling.geometry import PAIR, Layout, Tile, band_tiles, layouts, tiles
+from ntkc.tiling.pricing import Pricer, available_memory, band_cost, choose_band, largest_fitting, matmul_rate
 
 PyTree = Any
 
@@ -44,91 +48,6 @@ def human_bytes(n: int) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n} B"
-
-
-def available_memory() -> int:
-    """Bytes of memory available now (``MemAvailable``; total physical memory elsewhere)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-@functools.lru_cache(maxsize=1)
-def matmul_rate() -> float:
-    """This machine's float32 matmul rate [FLOP/s] (a 512² product, median of 5): the predicted
-    time of a tile plan is its FLOPs at this rate."""
-    a = jax.numpy.ones((512, 512), jax.numpy.float32)
-    product = jax.jit(lambda u: u @ u)
-    product(a).block_until_ready()
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        product(a).block_until_ready()
-        times.append(time.perf_counter() - start)
-    return 2 * 512 ** 3 / sorted(times)[2]
-
-
-def _slice(leaf, axis, start, stop):
-    if axis is None:
-        return leaf
-    return leaf[(slice(None),) * axis + (slice(start, stop),)]
-
-
-def _resize(leaf, axis, size):
-    if axis is None:
-        return jax.ShapeDtypeStruct(np.shape(leaf), jax.numpy.result_type(leaf))
-    shape = list(np.shape(leaf))
-    shape[axis] = size
-    return jax.ShapeDtypeStruct(tuple(shape), jax.numpy.result_type(leaf))
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Examples:
-    """One side's inputs and keyword arguments, cut into blocks of examples along their batch
-    axes (unbatched inputs and keyword arguments whole). NumPy memmaps are read block by block."""
-
-    x: PyTree
-    x_axes: PyTree
-    kwargs: dict
-    kw_axes: dict
-
-    @property
-    def n(self) -> int:
-        sizes = [np.shape(l)[a] for l, a in zip(jax.tree_util.tree_leaves(self.x),
-                                                 jax.tree_util.tree_leaves(self.x_axes, is_leaf=lambda a: a is None))
-                 if a is not None]
-        if not sizes:
-            raise ValueError("`vmap_axes` gives no leaf of `x` a batch axis: there are no examples to tile")
-        return sizes[0]
-
-    def _map(self, fn):
-        x = jax.tree_util.tree_map(fn, self.x_axes, self.x, is_leaf=lambda a: a is None)
-        kw = {k: jax.tree_util.tree_map(lambda leaf, a=self.kw_axes.get(k): fn(a, leaf), v)
-              for k, v in self.kwargs.items()}
-        return x, kw
-
-    def specs(self, size: int):
-        """``(x, kwargs)`` specs of a block of ``size`` examples (arrays only, others as given)."""
-        arrays, static = partition_kwargs(self.kwargs)
-        x, kw = Examples(self.x, self.x_axes, arrays, self.kw_axes)._map(lambda a, l: _resize(l, a, size))
-        return x, {**kw, **dict(static)}
-
-    def block(self, start: int, stop: int):
-        """``(x, kwargs made of arrays)`` of examples ``start:stop`` as host arrays (memmaps: only
-        those rows are read; the other keyword arguments are constants of the tile's plan)."""
-        arrays, _ = partition_kwargs(self.kwargs)
-        return Examples(self.x, self.x_axes, arrays, self.kw_axes)._map(
-            lambda a, l: np.asarray(_slice(l, a, start, stop)))
-
-
-def side_kwargs(kw1: dict, kw2: dict) -> dict:
-    """Both sides' keyword arguments as one dict of 2-tuples (``ntk_fn``'s split form)."""
-    return {k: (kw1[k], kw2[k]) for k in kw1}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -170,6 +89,8 @@ class TilePlan:
       method: the method of the full tile's plan.
       memory_limit: the budget of one tile's working set [bytes].
       peak_bytes: XLA's measured working set of the full tile [bytes].
+      banded: tiles run as row bands (side 1's work once per band; every tile ``block``-shaped,
+        padded at the edges).
       flops: the predicted FLOPs of all tiles.
       seconds: the predicted time (``flops`` at this machine's matmul rate).
       layouts: each output leaf's kernel layout (:class:`~ntkc.tiling.geometry.Layout`).
@@ -184,6 +105,7 @@ class TilePlan:
     method: str
     memory_limit: int
     peak_bytes: int
+    banded: bool
     flops: int
     seconds: float
     layouts: tuple[Layout, ...]
@@ -193,12 +115,16 @@ class TilePlan:
 
     def __str__(self) -> str:
         return (f"{len(self.tiles)} tiles of {self.block[0]}×{self.block[1]} examples ({self.mode}"
-                f"{', symmetric' if self.symmetric else ''}), method {self.method!r}: "
+                f"{', symmetric' if self.symmetric else ''}{', row bands' if self.banded else ''}), "
+                f"method {self.method!r}: "
                 f"{self.flops / 1e9:.3g} GFLOP predicted, ≈ {self.seconds:.3g} s; "
                 f"{human_bytes(self.peak_bytes)} per tile of a {human_bytes(self.memory_limit)} budget")
 
-    def kernel(self, shape: tuple[int, int], single: bool) -> TileKernel:
-        """The compiled kernel of tiles of this shape (``single``: x2 is x1), compiled once."""
+    def kernel(self, shape: tuple[int, int], single: bool) -> TileKernel | BandKernel:
+        """The compiled kernel of tiles of this shape (``single``: x2 is x1), compiled once; with
+        row bands, the one :class:`BandKernel` every tile runs."""
+        if self.banded:
+            return self.kernels[("band", self.block)]
         key = (shape, single)
         if key not in self.kernels:
             self.kernels[key] = self.context.compile(shape, single)
@@ -242,57 +168,16 @@ class Context:
         return compiled_tile(plan, x1, None if single else x2, self.params, dynamic(kw1),
                              dynamic(kw1 if single else kw2))
 
-
-def _probe_sizes(*trees, count: int = 2) -> list[int]:
-    """Probe batch sizes: primes equal to no other size of the problem."""
-    taken = {d for tree in trees for leaf in jax.tree_util.tree_leaves(tree) for d in np.shape(leaf)}
-    return [p for p in PROBES if p not in taken][:count]
-
-
-class Pricer:
-    """Every method's predicted memory [bytes] and FLOPs for a tile of ``b1 × b2`` examples, as
-    polynomials in the tile's sizes (one plan at probe sizes)."""
-
-    def __init__(self, context: Context, budget: int):
-        p1, p2 = _probe_sizes(context.params, context.side1.x, context.side2.x)
-        if context.mode != PAIR:  # a diagonal or traced example axis: one N for both sides
-            p2 = p1
-        plan = context.tile_plan((p1, p2), single=False, memory_limit=budget)
-        self.names = SizeNames.create({"N1": p1, "N2": p2} if p2 != p1 else {"N": p1})
-        self.costs = plan.costs(self.names)
-        params = jax.tree_util.tree_leaves(plan.params)
-        self.itemsize = max(np.dtype(p.dtype).itemsize for p in params)
-        self.params_bytes = sum(math.prod(p.shape) * np.dtype(p.dtype).itemsize for p in params)
-        self.example_bytes = [sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize
-                                  for s in jax.tree_util.tree_leaves(side.specs(1)[0]))
-                              for side in (context.side1, context.side2)]
-        self.budget, self.method = budget, context.method
-
-    def at(self, b1: int, b2: int) -> tuple[str, int, int]:
-        """(the method that runs, its working set [bytes], its FLOPs) for a ``b1 × b2`` tile."""
-        values = {"N1": b1, "N2": b2, "N": b1}
-        costs = {m: dataclasses.replace(c, flops={"all": evaluate(c.total_flops, values)},
-                                        memory={"all": evaluate(c.total_memory, values)})
-                 for m, c in self.costs.items()}
-        method = choose(costs, self.budget, self.itemsize) if self.method == "auto" else self.method
-        inputs = b1 * self.example_bytes[0] + b2 * self.example_bytes[1] + self.params_bytes
-        return method, int(costs[method].total_memory) * self.itemsize + inputs, int(costs[method].total_flops)
-
-
-def _largest_fitting(pricer: Pricer, limit: int, shape_of: Callable[[int], tuple[int, int]]) -> int:
-    """The largest block ``b ≤ limit`` whose tile is predicted to fit the budget."""
-    fits = lambda b: pricer.at(*shape_of(b))[1] <= pricer.budget
-    if not fits(1):
-        smallest = pricer.at(*shape_of(1))[1]
-        raise ValueError(
-            f"`memory_limit` of {pricer.budget:,} bytes is too small for a tile of one example per side: "
-            f"it needs about {smallest:,} bytes (parameters, inputs and the method's working set); "
-            f"give at least that.")
-    low, high = 1, limit
-    while low < high:
-        middle = (low + high + 1) // 2
-        low, high = (middle, high) if fits(middle) else (low, middle - 1)
-    return low
+    def compile_band(self, shape: tuple[int, int]) -> BandKernel | None:
+        """The row-band kernel of ``shape`` tiles, or None when the plan cannot be cut."""
+        plan = self.tile_plan(shape, False, self.options.memory_limit)
+        cut = band_split(plan)
+        if cut is None:
+            return None
+        x1, kw1 = self.side1.specs(shape[0])
+        x2, kw2 = self.side2.specs(shape[1])
+        dynamic = lambda kw: partition_kwargs(kw)[0]
+        return compiled_band(plan, cut, x1, x2, self.params, dynamic(kw1), dynamic(kw2))
 
 
 def _measured_block(context: Context, pricer: Pricer, shape_of, limit: int, budget: int, single: bool,
@@ -300,7 +185,7 @@ def _measured_block(context: Context, pricer: Pricer, shape_of, limit: int, budg
     """The tile: the cost model's largest fitting block, then resized by XLA's measured working
     set of the compiled tile (the cost model prices every operand and intermediate as live at
     once, so it is an upper bound): shrunk until it fits, grown while it uses under half."""
-    b, best = _largest_fitting(pricer, limit, shape_of), None
+    b, best = largest_fitting(pricer, limit, shape_of), None
     for _ in range(6):
         block = shape_of(b)
         key = (block, single or (symmetric and block[0] >= limit))
@@ -316,6 +201,38 @@ def _measured_block(context: Context, pricer: Pricer, shape_of, limit: int, budg
         else:
             break
     return best or shape_of(1)
+
+
+def _measured_band(context: Context, pricer: Pricer, n1: int, n2: int, symmetric: bool, budget: int,
+                   compiled: dict) -> tuple[int, int] | None:
+    """The row bands' tile: the cost model's best fitting band, then re-chosen with the
+    predicted memory scaled by XLA's measured working set over the predicted one (the prediction
+    is an upper bound), keeping the fastest predicted band that fits. None when the plan cannot
+    be cut into bands, or no band tried fits (square tiles then shrink to fit)."""
+    best = None
+    seconds = lambda block: band_cost(pricer, *block, n1, n2, symmetric)[0]
+    try:
+        for _ in range(5):
+            try:
+                block = choose_band(pricer, n1, n2, symmetric)
+            except ValueError:  # not even one example per side fits: square tiles say so
+                break
+            if ("band", block) not in compiled:
+                compiled[("band", block)] = context.compile_band(block)
+            kernel = compiled[("band", block)]
+            if kernel is None:
+                return None
+            if kernel.bytes <= budget and (best is None or seconds(block) < seconds(best)):
+                best = block
+            if budget / 2 <= kernel.bytes <= budget:
+                break
+            scale = kernel.bytes / (pricer.at(*block)[1] / pricer.scale) / 0.9
+            if abs(scale - pricer.scale) < 0.1 * pricer.scale:
+                break
+            pricer.scale = scale
+    finally:
+        pricer.scale = 1.0
+    return best
 
 
 def make_tile_plan(f, params, x1, x2, kwargs, *, method: str, options: PlanOptions,
@@ -347,24 +264,43 @@ def make_tile_plan(f, params, x1, x2, kwargs, *, method: str, options: PlanOptio
     pricer = Pricer(context, budget)
     shape_of = (lambda b: (min(b, n1), min(b, n2))) if mode == PAIR else (lambda b: (min(b, n1),) * 2)
     compiled: dict = {}
+    block = None
     if block_size is not None:
         b1, b2 = (block_size, block_size) if isinstance(block_size, int) else tuple(block_size)
         if not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in (b1, b2)):
             raise ValueError(f"`block_size` must be a positive int or a pair of them, got {block_size!r}")
         block = (min(b1, n1), min(b2, n2)) if mode == PAIR else shape_of(b1)
-    else:
+    banded = False
+    if mode == PAIR:
+        if block is None:
+            band = _measured_band(context, pricer, n1, n2, symmetric, budget, compiled)
+        else:
+            compiled[("band", block)] = context.compile_band(block)
+            band = block if compiled[("band", block)] is not None else None
+        if band is not None:
+            block, banded = band, True
+    if block is None:
         block = _measured_block(context, pricer, shape_of, max(n1, n2), budget, single, symmetric, compiled)
-    grid = tiles(n1, n2, block, symmetric=symmetric, diagonal=mode != PAIR)
+    if banded:
+        grid = band_tiles(n1, n2, block, symmetric)
+        kernels = {("band", block): compiled[("band", block)]}
+    else:
+        grid = tiles(n1, n2, block, symmetric=symmetric, diagonal=mode != PAIR)
+        kernels = {k: v for k, v in compiled.items() if k[0] == block and v is not None}
     plan = TilePlan(n1=n1, n2=n2, block=block, tiles=grid, mode=mode, symmetric=symmetric, method=method,
-                    memory_limit=budget, peak_bytes=0, flops=0, seconds=0.0,
+                    memory_limit=budget, peak_bytes=0, banded=banded, flops=0, seconds=0.0,
                     layouts=tuple(leaf_layouts), out_tree=jax.tree_util.tree_structure(problem.out1),
-                    context=context, kernels={k: v for k, v in compiled.items() if k[0] == block})
+                    context=context, kernels=kernels)
     plan.compile_all()
-    flops = sum(_flops(plan.kernel(tile.shape, context.single(tile)).plan) for tile in grid)
     kernels = plan.kernels.values()
+    if banded:
+        seconds, flops = band_cost(pricer, *block, n1, n2, symmetric, method=plan.kernel(block, False).plan.method)
+        flops = int(flops)
+    else:
+        flops = sum(_flops(plan.kernel(tile.shape, context.single(tile)).plan) for tile in grid)
+        seconds = flops / matmul_rate()
     methods = {k.plan.method for k in kernels}
-    return dataclasses.replace(plan, peak_bytes=max(k.bytes for k in kernels), flops=flops,
-                               seconds=flops / matmul_rate(),
+    return dataclasses.replace(plan, peak_bytes=max(k.bytes for k in kernels), flops=flops, seconds=seconds,
                                method=methods.pop() if len(methods) == 1 else "/".join(sorted(methods)))
 
 
