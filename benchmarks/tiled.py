@@ -57,11 +57,25 @@ class AnonPeak:
         self._thread.join()
 
 
+def timed(call, repeats: int) -> float:
+    """The median time of ``call()`` (after one run to warm up)."""
+    import jax
+
+    jax.block_until_ready(call())
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(call())
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def run(model: str, n: int, memory: int, out: pathlib.Path, unsymmetric: bool, repeats: int) -> dict:
     import jax
     import numpy as np
 
     import ntkc
+    from ntkc.tiling.driver import row_chunks
 
     f, params, x = tiled_models.make(model, n)
     stamps = []
@@ -75,23 +89,30 @@ def run(model: str, n: int, memory: int, out: pathlib.Path, unsymmetric: bool, r
                                  progress=lambda done, total: stamps.append(time.perf_counter()))
     wall = time.perf_counter() - start
     gaps = np.diff([planned] + stamps)
-    full = [i for i, t in enumerate(plan.tiles) if t.shape == plan.block and not t.on_diagonal]
+    if plan.banded:  # a tile's column program; a band's first tile also runs its row program
+        full = [i for i, t in enumerate(plan.tiles) if i > 0 and plan.tiles[i - 1].i0 == t.i0]
+        tile = plan.tiles[full[0]] if full else plan.tiles[0]
+        band = plan.kernel(plan.block, False)
+        chunks = row_chunks(plan, tile)
+        carried = jax.block_until_ready(band.row(params, chunks))
+        b, kw2 = plan.context.side2.padded(tile.j0, tile.j1, plan.block[1])
+        call = lambda: band.column(carried, params, b, kw2)
+        row_alone = timed(lambda: band.row(params, chunks), repeats)
+    else:
+        full = [i for i, t in enumerate(plan.tiles) if t.shape == plan.block and not t.on_diagonal]
+        tile = plan.tiles[full[0]] if full else plan.tiles[0]
+        alone_kernel = plan.kernel(tile.shape, plan.context.single(tile))
+        a, kw1 = plan.context.side1.block(tile.i0, tile.i1)
+        b, kw2 = plan.context.side2.block(tile.j0, tile.j1)
+        args = (a, None if plan.context.single(tile) else b, params, kw1, kw2)
+        call = lambda: alone_kernel.run(*args)
+        row_alone = float("nan")
     in_run = statistics.median(gaps[i] for i in full[1:]) if len(full) > 1 else float("nan")
-    tile = plan.tiles[full[0]] if full else plan.tiles[0]
-    alone_kernel = plan.kernel(tile.shape, plan.context.single(tile))
-    a, kw1 = plan.context.side1.block(tile.i0, tile.i1)
-    b, kw2 = plan.context.side2.block(tile.j0, tile.j1)
-    args = (a, None if plan.context.single(tile) else b, params, kw1, kw2)
-    jax.block_until_ready(alone_kernel.run(*args))
-    alone = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(alone_kernel.run(*args))
-        alone.append(time.perf_counter() - t0)
+    alone = timed(call, repeats)
     row = {"model": model, "n": n, "memory_limit": memory, "block": list(plan.block), "tiles": len(plan.tiles),
            "method": plan.method, "predicted_gflop": plan.flops / 1e9, "predicted_s": plan.seconds,
            "tile_peak_mib": plan.peak_bytes / 2**20, "wall_s": wall, "tiles_s": float(sum(gaps)),
-           "tile_in_run_s": in_run, "tile_alone_s": statistics.median(alone),
+           "banded": plan.banded, "tile_in_run_s": in_run, "tile_alone_s": alone, "band_row_alone_s": row_alone,
            "peak_rss_mib": max_rss_mib(), "peak_anon_mib": anon.peak, "baseline_anon_mib": baseline_anon.peak,
            "kernel_shape": list(np.shape(kernel)), "kernel_sum": float(np.sum(kernel, dtype=np.float64))}
     row["driver_overhead"] = row["tile_in_run_s"] / row["tile_alone_s"] - 1

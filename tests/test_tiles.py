@@ -220,7 +220,7 @@ class _Pricer:
         self.costs = {"jacobian": MethodCost(flops={"all": a * (n1 + n2) + k * n1 * n2}, memory={"all": 0})}
         self.m, self.r, self.budget, self.scale = m, r, budget, 1.0
 
-    def at(self, b1, b2):
+    def at(self, b1, b2, methods=None):
         values = {"N1": b1, "N2": b2}
         return "jacobian", self.m * (b1 + b2) + self.r * b1 * b2, int(self.costs["jacobian"].flops["all"].subs(values))
 

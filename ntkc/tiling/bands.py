@@ -7,11 +7,18 @@ linearization: per example, the expensive part of a CNN's kernel — run once pe
 **column** program run per tile on the row program's results. Every tile has the one shape
 ``b1 × b2`` (edges are padded by repeating the last example, and cropped), so the row results of
 a band fit every tile of it and two programs are compiled in all.
+
+The row program runs on ``chunk`` examples at a time (``b1`` is a multiple of it), each chunk's
+results placed into the band's arrays in place (buffer donation): a band's per-example
+temporaries — a CNN's backward passes, one per example and output — are then those of one
+chunk, and the band can be as tall as its results fit.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import weakref
 from typing import Any, Callable
 
 import jax
@@ -27,16 +34,18 @@ PyTree = Any
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class BandKernel:
-    """A tile shape's plan cut into ``row(params, x1, kw1) -> carried`` and
-    ``column(carried, params, x2, kw2) -> kernel`` (both compiled ahead of time); ``bytes`` is
-    XLA's measured working set of the larger of the two (the carried arrays counted in the
-    column program's arguments)."""
+    """A tile shape's plan cut into ``row(params, chunks) -> carried`` (``chunks``: the band's
+    ``(x1, kw1)`` in blocks of ``chunk`` examples) and ``column(carried, params, x2, kw2) ->
+    kernel``, compiled ahead of time; ``bytes`` is XLA's measured working set of the larger of
+    the two (the row's: one chunk's program and the band's arrays; the column's counts the band's
+    arrays among its arguments)."""
 
     plan: NTKPlan
     cut: Split
     row: Callable
     column: Callable
     bytes: int
+    chunk: int
 
 
 def band_split(plan: NTKPlan) -> Split | None:
@@ -78,29 +87,54 @@ def _bytes(compiled) -> int:
                - stats.alias_size_in_bytes)
 
 
-def compiled_band(plan: NTKPlan, cut: Split, x1, x2, params, kw1: dict, kw2: dict) -> BandKernel:
-    """Both parts of ``cut`` compiled ahead of time for these specs, with XLA's memory analysis."""
+def _batch_axes(small, large) -> list:
+    """Per array, the axis whose size grows with the examples (None: the same for all)."""
+    return [next((a for a, (m, n) in enumerate(zip(u.shape, v.shape)) if m != n), None)
+            for u, v in zip(small, large)]
+
+
+def _assembler(row_compiled, carried, axes, chunk: int) -> Callable:
+    """``row(params, chunks)``: each chunk's row results placed in the band's arrays in place."""
+    def place(buffers, parts, start):
+        return tuple(part if axis is None else jax.lax.dynamic_update_slice_in_dim(buffer, part, start, axis)
+                     for buffer, part, axis in zip(buffers, parts, axes))
+    place = jax.jit(place, donate_argnums=0)
+    allocate = jax.jit(lambda: tuple(jax.numpy.zeros(c.shape, c.dtype) for c in carried))
+
+    def row(params, chunks):
+        if len(chunks) == 1:
+            return row_compiled(params, *chunks[0])
+        buffers = allocate()
+        for k, (x, kw) in enumerate(chunks):
+            buffers = place(buffers, row_compiled(params, x, kw), k * chunk)
+        return buffers
+    return row
+
+
+#: Compiled band kernels, by plan (a plan is for one tile shape) and chunk.
+_COMPILED: "weakref.WeakKeyDictionary[NTKPlan, dict]" = weakref.WeakKeyDictionary()
+
+
+def compiled_band(plan: NTKPlan, cut: Split, side1_specs: Callable, x2, params, kw2: dict, chunk: int) -> BandKernel:
+    """Both parts of ``cut`` compiled ahead of time (the row part for ``chunk`` examples;
+    ``side1_specs(n)`` gives x1's and its keyword arguments' specs for ``n``), with XLA's
+    memory analysis; once per plan and chunk."""
+    cached = _COMPILED.setdefault(plan, {})
+    if chunk not in cached:
+        cached[chunk] = _compile_band(plan, cut, side1_specs, x2, params, kw2, chunk)
+    return cached[chunk]
+
+
+def _compile_band(plan: NTKPlan, cut: Split, side1_specs: Callable, x2, params, kw2: dict, chunk: int) -> BandKernel:
     row, column = _functions(plan, cut)
-    row_compiled = jax.jit(row).lower(params, x1, kw1).compile()
+    b1 = plan.problem.side1.n_examples()
+    x1, kw1 = side1_specs(b1)
     carried = jax.eval_shape(row, params, x1, kw1)
     column_compiled = jax.jit(column).lower(carried, params, x2, kw2).compile()
-    return BandKernel(plan=plan, cut=cut, row=lambda p, a, k: row_compiled(p, a, k),
-                      column=lambda c, p, b, k: column_compiled(c, p, b, k),
-                      bytes=max(_bytes(row_compiled), _bytes(column_compiled)))
-
-
-def pad_examples(block: PyTree, axes: PyTree, size: int) -> PyTree:
-    """``block`` (host arrays, batch axes ``axes``) padded to ``size`` examples by repeating its
-    last example (a real input: no zeros a model might divide by).
-
-    >>> pad_examples(np.arange(3.0), 0, 5)
-    array([0., 1., 2., 2., 2.])
-    """
-    def pad(axis, leaf):
-        if axis is None or np.shape(leaf)[axis] == size:
-            return leaf
-        last = np.take(leaf, [-1], axis=axis)
-        reps = [1] * np.ndim(leaf)
-        reps[axis] = size - np.shape(leaf)[axis]
-        return np.concatenate([leaf, np.tile(last, reps)], axis=axis)
-    return jax.tree_util.tree_map(pad, axes, block, is_leaf=lambda a: a is None)
+    part_x, part_kw = side1_specs(chunk)
+    row_compiled = jax.jit(row).lower(params, part_x, part_kw).compile()
+    axes = _batch_axes(jax.eval_shape(row, params, part_x, part_kw), carried)
+    band_bytes = sum(math.prod(c.shape) * np.dtype(c.dtype).itemsize for c in carried) if chunk < b1 else 0
+    return BandKernel(plan=plan, cut=cut, row=_assembler(row_compiled, carried, axes, chunk),
+                      column=lambda c, p, b, k: column_compiled(c, p, b, k), chunk=chunk,
+                      bytes=max(_bytes(row_compiled) + band_bytes, _bytes(column_compiled)))

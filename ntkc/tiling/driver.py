@@ -2,7 +2,8 @@
 
 The loop dispatches tile t+1 before it copies tile t to the host (JAX runs asynchronously), so
 copying and writing a tile overlaps the next tile's computation. With row bands, a band's side-1
-results are computed when its first tile runs and kept for the band's other tiles.
+results are computed when its first tile runs and kept for the band's other tiles; a new band
+starts once the last band's tiles are done, so two bands' arrays never coexist.
 """
 
 from __future__ import annotations
@@ -93,16 +94,27 @@ def _tile_runner(plan: TilePlan, params) -> Callable:
     return run
 
 
+def row_chunks(plan: TilePlan, tile) -> list:
+    """The ``(x1, kw1)`` blocks of the row program for ``tile``'s band: ``chunk`` examples
+    each, padded (past the last example, chunks repeat it)."""
+    chunk, context = plan.kernel(plan.block, False).chunk, plan.context
+
+    def block(start: int, stop: int):
+        start, stop = (start, stop) if start < stop else (stop - 1, stop)
+        return context.side1.padded(start, stop, chunk)
+    return [block(s, min(s + chunk, tile.i1)) for s in range(tile.i0, tile.i0 + plan.block[0], chunk)]
+
+
 def _band_runner(plan: TilePlan, params) -> Callable:
     """``run(tile) -> kernels`` with row bands: the band's row program when the band changes,
     then the tile's column program on examples padded to the block, cropped to the tile."""
-    context, kernel, (b1, b2) = plan.context, plan.kernel(plan.block, False), plan.block
+    context, kernel, b2 = plan.context, plan.kernel(plan.block, False), plan.block[1]
     band: dict = {}
 
     def run(tile):
         if band.get("start") != tile.i0:
-            a, kw1 = context.side1.padded(tile.i0, tile.i1, b1)
-            band.update(start=tile.i0, carried=kernel.row(params, a, kw1))
+            band.clear()  # the last band's arrays go once its last tile has run, before this band's exist
+            band.update(start=tile.i0, carried=kernel.row(params, row_chunks(plan, tile)))
         b, kw2 = context.side2.padded(tile.j0, tile.j1, b2)
         kernels = kernel.column(band["carried"], params, b, kw2)
         if tile.shape == plan.block:
@@ -160,6 +172,10 @@ def ntk_matrix(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None
     run = _band_runner(plan, params) if plan.banded else _tile_runner(plan, params)
     try:
         for index, tile in todo:
+            if plan.banded and pending is not None and pending[1].i0 != tile.i0:
+                store.write(*pending, symmetric=plan.symmetric)  # the last band's tiles done: its arrays go
+                advance()
+                pending = None
             running = (index, tile, run(tile))
             if pending is not None:
                 store.write(*pending, symmetric=plan.symmetric)

@@ -33,7 +33,9 @@ from ntkc.problem import build_problem
 from ntkc.tiling.bands import BandKernel, band_split, compiled_band
 from ntkc.tiling.examples import Examples, side_kwargs
 from ntkc.tiling.geometry import PAIR, Layout, Tile, band_tiles, layouts, tiles
-from ntkc.tiling.pricing import Pricer, available_memory, band_cost, choose_band, largest_fitting, matmul_rate
+from ntkc.tiling.pricing import (
+    BANDED_METHODS, Pricer, available_memory, band_cost, choose_band, largest_fitting, matmul_rate, square_cost,
+)
 
 PyTree = Any
 
@@ -153,12 +155,13 @@ class Context:
         """A tile of x1 with itself: planned with x2 = None (one side runs)."""
         return not self.x2_given and tile.on_diagonal
 
-    def tile_plan(self, shape: tuple[int, int], single: bool, memory_limit: int | None) -> NTKPlan:
+    def tile_plan(self, shape: tuple[int, int], single: bool, memory_limit: int | None,
+                  method: str | None = None) -> NTKPlan:
         x1, kw1 = self.side1.specs(shape[0])
         x2, kw2 = self.side2.specs(shape[1])
         kwargs = side_kwargs(kw1, kw1 if single else kw2)
         options = dataclasses.replace(self.options, memory_limit=memory_limit)
-        return plan_for(self.f, self.params, x1, None if single else x2, kwargs, self.method, options)
+        return plan_for(self.f, self.params, x1, None if single else x2, kwargs, method or self.method, options)
 
     def compile(self, shape: tuple[int, int], single: bool) -> TileKernel:
         plan = self.tile_plan(shape, single, self.options.memory_limit)
@@ -168,16 +171,18 @@ class Context:
         return compiled_tile(plan, x1, None if single else x2, self.params, dynamic(kw1),
                              dynamic(kw1 if single else kw2))
 
-    def compile_band(self, shape: tuple[int, int]) -> BandKernel | None:
-        """The row-band kernel of ``shape`` tiles, or None when the plan cannot be cut."""
-        plan = self.tile_plan(shape, False, self.options.memory_limit)
+    def compile_band(self, shape: tuple[int, int], method: str) -> BandKernel | None:
+        """The row-band kernel of ``shape`` tiles running ``method``, or None when its plan
+        cannot be cut."""
+        plan = self.tile_plan(shape, False, self.options.memory_limit, method)
         cut = band_split(plan)
         if cut is None:
             return None
-        x1, kw1 = self.side1.specs(shape[0])
-        x2, kw2 = self.side2.specs(shape[1])
         dynamic = lambda kw: partition_kwargs(kw)[0]
-        return compiled_band(plan, cut, x1, x2, self.params, dynamic(kw1), dynamic(kw2))
+        side1_specs = lambda n: (self.side1.specs(n)[0], dynamic(self.side1.specs(n)[1]))
+        x2, kw2 = self.side2.specs(shape[1])
+        chunk = shape[1] if shape[0] % shape[1] == 0 else shape[0]
+        return compiled_band(plan, cut, side1_specs, x2, self.params, dynamic(kw2), chunk)
 
 
 def _measured_block(context: Context, pricer: Pricer, shape_of, limit: int, budget: int, single: bool,
@@ -208,9 +213,17 @@ def _measured_band(context: Context, pricer: Pricer, n1: int, n2: int, symmetric
     """The row bands' tile: the cost model's best fitting band, then re-chosen with the
     predicted memory scaled by XLA's measured working set over the predicted one (the prediction
     is an upper bound), keeping the fastest predicted band that fits. None when the plan cannot
-    be cut into bands, or no band tried fits (square tiles then shrink to fit)."""
+    be cut into bands, no band tried fits (square tiles then shrink to fit), or (``auto``)
+    square tiles of any method are predicted faster."""
     best = None
     seconds = lambda block: band_cost(pricer, *block, n1, n2, symmetric)[0]
+    if context.method == "auto":  # a method that cannot band (NTK-vector products) may be faster
+        try:
+            square = square_cost(pricer, n1, n2, symmetric)
+            if seconds(choose_band(pricer, n1, n2, symmetric)) > square:
+                return None
+        except ValueError:
+            return None
     try:
         for _ in range(5):
             try:
@@ -218,15 +231,15 @@ def _measured_band(context: Context, pricer: Pricer, n1: int, n2: int, symmetric
             except ValueError:  # not even one example per side fits: square tiles say so
                 break
             if ("band", block) not in compiled:
-                compiled[("band", block)] = context.compile_band(block)
+                compiled[("band", block)] = context.compile_band(block, pricer.at(*block, BANDED_METHODS)[0])
             kernel = compiled[("band", block)]
             if kernel is None:
                 return None
             if kernel.bytes <= budget and (best is None or seconds(block) < seconds(best)):
                 best = block
-            if budget / 2 <= kernel.bytes <= budget:
+            if 0.8 * budget <= kernel.bytes <= budget:
                 break
-            scale = kernel.bytes / (pricer.at(*block)[1] / pricer.scale) / 0.9
+            scale = kernel.bytes / (pricer.at(*block, BANDED_METHODS)[1] / pricer.scale) / 0.9
             if abs(scale - pricer.scale) < 0.1 * pricer.scale:
                 break
             pricer.scale = scale
@@ -271,11 +284,11 @@ def make_tile_plan(f, params, x1, x2, kwargs, *, method: str, options: PlanOptio
             raise ValueError(f"`block_size` must be a positive int or a pair of them, got {block_size!r}")
         block = (min(b1, n1), min(b2, n2)) if mode == PAIR else shape_of(b1)
     banded = False
-    if mode == PAIR:
+    if mode == PAIR and method in BANDED_METHODS + ("auto",):
         if block is None:
             band = _measured_band(context, pricer, n1, n2, symmetric, budget, compiled)
         else:
-            compiled[("band", block)] = context.compile_band(block)
+            compiled[("band", block)] = context.compile_band(block, pricer.at(*block, BANDED_METHODS)[0])
             band = block if compiled[("band", block)] is not None else None
         if band is not None:
             block, banded = band, True
@@ -294,7 +307,7 @@ def make_tile_plan(f, params, x1, x2, kwargs, *, method: str, options: PlanOptio
     plan.compile_all()
     kernels = plan.kernels.values()
     if banded:
-        seconds, flops = band_cost(pricer, *block, n1, n2, symmetric, method=plan.kernel(block, False).plan.method)
+        seconds, flops = band_cost(pricer, *block, n1, n2, symmetric, methods=(plan.kernel(block, False).plan.method,))
         flops = int(flops)
     else:
         flops = sum(_flops(plan.kernel(tile.shape, context.single(tile)).plan) for tile in grid)

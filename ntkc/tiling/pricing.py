@@ -77,23 +77,25 @@ class Pricer:
         self.budget, self.method = budget, context.method
         self.scale = 1.0  # measured working set / predicted, once a tile has been compiled
 
-    def at(self, b1: int, b2: int) -> tuple[str, int, int]:
-        """(the method that runs, its working set [bytes], its FLOPs) for a ``b1 × b2`` tile."""
+    def at(self, b1: int, b2: int, methods=None) -> tuple[str, int, int]:
+        """(the method that runs, its working set [bytes], its FLOPs) for a ``b1 × b2`` tile;
+        under ``auto``, chosen among ``methods`` (default: all)."""
         values = {"N1": b1, "N2": b2, "N": b1}
         costs = {m: dataclasses.replace(c, flops={"all": evaluate(c.total_flops, values)},
                                         memory={"all": evaluate(c.total_memory, values)})
-                 for m, c in self.costs.items()}
+                 for m, c in self.costs.items() if methods is None or m in methods or m == self.method}
         method = choose(costs, self.budget, self.itemsize) if self.method == "auto" else self.method
         inputs = b1 * self.example_bytes[0] + b2 * self.example_bytes[1] + self.params_bytes
         memory = (int(costs[method].total_memory) * self.itemsize + inputs) * self.scale
         return method, int(memory), int(costs[method].total_flops)
 
 
-def largest_fitting(pricer: Pricer, limit: int, shape_of: Callable[[int], tuple[int, int]]) -> int:
-    """The largest block ``b ≤ limit`` whose tile is predicted to fit the budget."""
-    fits = lambda b: pricer.at(*shape_of(b))[1] <= pricer.budget
+def largest_fitting(pricer: Pricer, limit: int, shape_of: Callable[[int], tuple[int, int]], methods=None) -> int:
+    """The largest block ``b ≤ limit`` whose tile is predicted to fit the budget (the method
+    chosen among ``methods``)."""
+    fits = lambda b: pricer.at(*shape_of(b), methods)[1] <= pricer.budget
     if not fits(1):
-        smallest = pricer.at(*shape_of(1))[1]
+        smallest = pricer.at(*shape_of(1), methods)[1]
         raise ValueError(
             f"`memory_limit` of {pricer.budget:,} bytes is too small for a tile of one example per side: "
             f"it needs about {smallest:,} bytes (parameters, inputs and the method's working set); "
@@ -105,17 +107,12 @@ def largest_fitting(pricer: Pricer, limit: int, shape_of: Callable[[int], tuple[
     return low
 
 
+#: The methods whose programs have a part of side 1's own, which row bands compute once (NTK-vector
+#: products need both sides in every call).
+BANDED_METHODS = ("structured", "jacobian")
+
 #: Predicted seconds of dispatching one tile beyond its FLOPs (a call, a copy to the host).
 CALL_SECONDS = 2e-3
-
-
-def _even(b: int, n: int) -> int:
-    """The block of at most ``b`` that cuts ``n`` into equal blocks (the fewest of them).
-
-    >>> _even(400, 1000)
-    334
-    """
-    return -(-n // -(-n // b))
 
 
 def band_count(n1: int, n2: int, block: tuple[int, int], symmetric: bool) -> tuple[int, int]:
@@ -128,11 +125,12 @@ def band_count(n1: int, n2: int, block: tuple[int, int], symmetric: bool) -> tup
     return len(starts), sum(-(-(n2 - (a if symmetric else 0)) // block[1]) for a in starts)
 
 
-def band_cost(pricer, b1: int, b2: int, n1: int, n2: int, symmetric: bool, method: str | None = None):
-    """(predicted seconds, FLOPs) of the kernel as row bands of ``b1`` in tiles of ``b2``: the
-    tile's FLOPs ``F(N1, N2) = c + a1·N1 + a2·N2 + k·N1·N2`` split into side 1's ``a1·b1``, once
-    per band, and the rest, once per tile; plus :data:`CALL_SECONDS` per tile."""
-    method = method or pricer.at(b1, b2)[0]
+def band_cost(pricer, b1: int, b2: int, n1: int, n2: int, symmetric: bool, methods=BANDED_METHODS):
+    """(predicted seconds, FLOPs) of the kernel as row bands of ``b1`` in tiles of ``b2`` (the
+    method chosen among ``methods``): the tile's FLOPs ``F(N1, N2) = c + a1·N1 + a2·N2 + k·N1·N2``
+    split into side 1's ``a1·b1``, once per band, and the rest, once per tile; plus
+    :data:`CALL_SECONDS` per tile."""
+    method = pricer.at(b1, b2, methods)[0]
     poly = pricer.costs[method].total_flops
     flops = lambda u, v: float(evaluate(poly, {"N1": u, "N2": v, "N": u}))
     k = flops(2, 2) - flops(2, 1) - flops(1, 2) + flops(1, 1)
@@ -143,23 +141,43 @@ def band_cost(pricer, b1: int, b2: int, n1: int, n2: int, symmetric: bool, metho
     return total / matmul_rate() + count * CALL_SECONDS, total
 
 
+def band_shape(b1: int, b2: int, n1: int) -> tuple[int, int]:
+    """A band of at most ``b1`` rows in tiles of at most ``b2`` columns, as a multiple of its
+    column width (the row program's chunk), cutting ``n1`` into the fewest bands, evened out.
+
+    >>> band_shape(286, 41, 2000)
+    (228, 38)
+    """
+    m = max(1, b1 // b2)
+    bands = -(-n1 // (m * b2))
+    width = -(-n1 // (bands * m))
+    return m * width, width
+
+
 def choose_band(pricer, n1: int, n2: int, symmetric: bool) -> tuple[int, int]:
     """The band ``(b1, b2)`` of least predicted time (:func:`band_cost`) among those fitting the
     pricer's budget: for ``b2`` from the largest fitting square tile down by halves, the tallest
-    band fitting with it (both evened out over the examples)."""
-    fits = lambda b1, b2: pricer.at(b1, b2)[1] <= pricer.budget
-    square = largest_fitting(pricer, max(n1, n2), lambda b: (min(b, n1), min(b, n2)))
+    band fitting with it (:func:`band_shape`)."""
+    fits = lambda b1, b2: pricer.at(b1, b2, BANDED_METHODS)[1] <= pricer.budget
+    square = largest_fitting(pricer, max(n1, n2), lambda b: (min(b, n1), min(b, n2)), BANDED_METHODS)
     best, b2 = None, min(square, n2)
     while True:
         low, high = min(b2, n1), n1
         while low < high:
             middle = (low + high + 1) // 2
             low, high = (middle, high) if fits(middle, b2) else (low, middle - 1)
-        b1 = _even(low, n1)
-        block = (b1, _even(b2, b1 if symmetric else n2))
+        block = band_shape(low, b2, n1)
         seconds = band_cost(pricer, *block, n1, n2, symmetric)[0]
         if best is None or seconds < best[0]:
             best = (seconds, block)
         if b2 <= 8:
             return best[1]
         b2 //= 2
+
+
+def square_cost(pricer, n1: int, n2: int, symmetric: bool) -> float:
+    """Predicted seconds of square tiles as large as fit (any method), each computed whole."""
+    b = largest_fitting(pricer, max(n1, n2), lambda b: (min(b, n1), min(b, n2)))
+    rows, cols = -(-n1 // b), -(-n2 // b)
+    count = rows * (rows + 1) // 2 if symmetric else rows * cols
+    return count * (pricer.at(min(b, n1), min(b, n2))[2] / matmul_rate() + CALL_SECONDS)
