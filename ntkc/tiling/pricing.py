@@ -17,8 +17,9 @@ from typing import Callable
 
 import jax
 import numpy as np
+import sympy
 
-from ntkc.passes.cost import SizeNames, evaluate
+from ntkc.passes.cost import SizeNames
 from ntkc.passes.select import choose
 from ntkc.symbolic import PROBES
 from ntkc.tiling.geometry import PAIR
@@ -56,6 +57,19 @@ def _probe_sizes(*trees, count: int = 2) -> list[int]:
     return [p for p in PROBES if p not in taken][:count]
 
 
+def _numeric(expr) -> Callable[[int, int], int]:
+    """``expr`` (a polynomial in ``N1``, ``N2`` or ``N`` = ``N1``) as a fast function of the two.
+
+    >>> import sympy
+    >>> _numeric(3 * sympy.Symbol("N1") * sympy.Symbol("N2") + 1)(2, 5)
+    31
+    """
+    if not isinstance(expr, sympy.Expr):
+        return lambda b1, b2: int(expr)
+    fn = sympy.lambdify([sympy.Symbol("N1"), sympy.Symbol("N2"), sympy.Symbol("N")], expr, modules="math")
+    return lambda b1, b2: int(fn(b1, b2, b1))
+
+
 class Pricer:
     """Every method's predicted memory [bytes] and FLOPs for a tile of ``b1 × b2`` examples, as
     polynomials in the tile's sizes (one plan at probe sizes). ``scale`` corrects the memory by
@@ -76,14 +90,18 @@ class Pricer:
                               for side in (context.side1, context.side2)]
         self.budget, self.method = budget, context.method
         self.scale = 1.0  # measured working set / predicted, once a tile has been compiled
+        self._polynomials = {m: (_numeric(c.total_flops), _numeric(c.total_memory)) for m, c in self.costs.items()}
+
+    def flops(self, method: str, b1: int, b2: int) -> int:
+        """``method``'s predicted FLOPs for a ``b1 × b2`` tile."""
+        return self._polynomials[method][0](b1, b2)
 
     def at(self, b1: int, b2: int, methods=None) -> tuple[str, int, int]:
         """(the method that runs, its working set [bytes], its FLOPs) for a ``b1 × b2`` tile;
         under ``auto``, chosen among ``methods`` (default: all)."""
-        values = {"N1": b1, "N2": b2, "N": b1}
-        costs = {m: dataclasses.replace(c, flops={"all": evaluate(c.total_flops, values)},
-                                        memory={"all": evaluate(c.total_memory, values)})
-                 for m, c in self.costs.items() if methods is None or m in methods or m == self.method}
+        costs = {m: dataclasses.replace(c, flops={"all": flops(b1, b2)}, memory={"all": memory(b1, b2)})
+                 for m, c in self.costs.items() for flops, memory in [self._polynomials[m]]
+                 if methods is None or m in methods or m == self.method}
         method = choose(costs, self.budget, self.itemsize) if self.method == "auto" else self.method
         inputs = b1 * self.example_bytes[0] + b2 * self.example_bytes[1] + self.params_bytes
         memory = (int(costs[method].total_memory) * self.itemsize + inputs) * self.scale
@@ -131,8 +149,7 @@ def band_cost(pricer, b1: int, b2: int, n1: int, n2: int, symmetric: bool, metho
     split into side 1's ``a1·b1``, once per band, and the rest, once per tile; plus
     :data:`CALL_SECONDS` per tile."""
     method = pricer.at(b1, b2, methods)[0]
-    poly = pricer.costs[method].total_flops
-    flops = lambda u, v: float(evaluate(poly, {"N1": u, "N2": v, "N": u}))
+    flops = lambda u, v: float(pricer.flops(method, u, v))
     k = flops(2, 2) - flops(2, 1) - flops(1, 2) + flops(1, 1)
     row = max(0.0, flops(2, 1) - flops(1, 1) - k) * b1
     column = flops(b1, b2) - row
@@ -157,7 +174,8 @@ def band_shape(b1: int, b2: int, n1: int) -> tuple[int, int]:
 def choose_band(pricer, n1: int, n2: int, symmetric: bool) -> tuple[int, int]:
     """The band ``(b1, b2)`` of least predicted time (:func:`band_cost`) among those fitting the
     pricer's budget: for ``b2`` from the largest fitting square tile down by halves, the tallest
-    band fitting with it (:func:`band_shape`)."""
+    band fitting with it and (``symmetric``: shorter bands skip more of the lower triangle) up to
+    15 more bands of it, each made a multiple of its tiles (:func:`band_shape`)."""
     fits = lambda b1, b2: pricer.at(b1, b2, BANDED_METHODS)[1] <= pricer.budget
     square = largest_fitting(pricer, max(n1, n2), lambda b: (min(b, n1), min(b, n2)), BANDED_METHODS)
     best, b2 = None, min(square, n2)
@@ -166,10 +184,15 @@ def choose_band(pricer, n1: int, n2: int, symmetric: bool) -> tuple[int, int]:
         while low < high:
             middle = (low + high + 1) // 2
             low, high = (middle, high) if fits(middle, b2) else (low, middle - 1)
-        block = band_shape(low, b2, n1)
-        seconds = band_cost(pricer, *block, n1, n2, symmetric)[0]
-        if best is None or seconds < best[0]:
-            best = (seconds, block)
+        fewest = -(-n1 // low)
+        for bands in range(fewest, fewest + (16 if symmetric else 1)):
+            b1 = -(-n1 // bands)
+            if b1 < b2:
+                break
+            block = band_shape(b1, b2, n1)
+            seconds = band_cost(pricer, *block, n1, n2, symmetric)[0]
+            if best is None or seconds < best[0]:
+                best = (seconds, block)
         if b2 <= 8:
             return best[1]
         b2 //= 2
