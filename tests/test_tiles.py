@@ -173,12 +173,15 @@ def test_symmetric_and_diagonal_kernels_run_only_the_tiles_they_need():
 @pytest.mark.parametrize("method", ["structured", "jacobian", "ntvp"])
 def test_row_bands_equal_the_untiled_kernel_for_every_method(method):
     """Structured and Jacobian plans run as row bands (side 1 once per band, edge tiles padded
-    and cropped); NTK-vector products, which need both sides in every call, as square tiles."""
+    and cropped, with x2 = None a band's own columns read from its side-1 results);
+    NTK-vector products, which need both sides in every call, as square tiles."""
     f, params, x1, x2 = _mlp()
     for b in (x2, None):
         for block in (8, (16, 5)):
             plan = ntkc.tile_plan(f, params, x1, b, trace_axes=(), block_size=block, method=method)
             assert plan.banded == (method != "ntvp")
+            if plan.banded:  # x2 = x1: a band's own columns reuse its side-1 results
+                assert (plan.kernel(plan.block, False).own is not None) == (b is None)
             got = ntkc.ntk_matrix(f, params, x1, b, trace_axes=(), block_size=block, method=method)
             want = ntkc.ntk_fn(f, trace_axes=(), vmap_axes=0, method=method)(x1, b, params)
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
@@ -201,7 +204,7 @@ def test_a_cut_program_computes_what_the_whole_program_does(name):
         cut = band_split(plan)
         assert cut is not None and cut.row.steps and not any(s.name == "operands" for s in cut.column.steps
                                                              if hasattr(s, "name"))
-        row, column = _functions(plan, cut)
+        row, column, _ = _functions(plan, cut)
         got = column(row(inst.params, inst.x1, kw1), inst.params, inst.x2, kw2)
         want = plan.executable(inst.params, inst.x1, inst.x2, kw1, kw2)
         for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):

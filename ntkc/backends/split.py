@@ -117,3 +117,40 @@ def split(program: Program, row_inputs) -> Split:
     column_inputs = carried + tuple(n for n in program.inputs if n in set(needed))
     column = Program(inputs=column_inputs, steps=tuple(column_steps), outputs=program.outputs)
     return Split(row=row, column=column)
+
+
+def mirrored(cut: Split, side1: tuple[str, ...], side2: tuple[str, ...]) -> tuple[Program, dict] | None:
+    """The column program for a tile whose x2 examples are side 1's own (a band's diagonal, x2 =
+    x1), and ``{column name: row name}``: every column ``Call`` that applies a row ``Call``'s
+    function to side 2's counterparts of its inputs (``side1[i]`` ↔ ``side2[i]``) is dropped,
+    its outputs becoming inputs — the row's results for those examples. None when no call
+    mirrors one of the row's, or a mirrored result the column reads is not among the row
+    program's outputs.
+
+    >>> from ntkc.backends.program import Einsum
+    >>> prog = Program(inputs=("p0", "x1_0", "x2_0"), steps=(
+    ...     Call(outputs=("a",), fn=abs, args=("p0", "x1_0"), name="g", in_axes=(None, 0)),
+    ...     Call(outputs=("b",), fn=abs, args=("p0", "x2_0"), name="g", in_axes=(None, 0)),
+    ...     Einsum(output="k", spec="i,j->ij", args=("a", "b"))), outputs=("k",))
+    >>> program, aliases = mirrored(split(prog, ("p0", "x1_0")), ("x1_0",), ("x2_0",))
+    >>> [type(s).__name__ for s in program.steps], program.inputs, aliases
+    (['Einsum'], ('a', 'b'), {'b': 'a'})
+    """
+    counterpart = dict(zip(side1, side2))
+    row_calls = [s for s in cut.row.steps if isinstance(s, Call)]
+    carried = set(cut.row.outputs)
+    aliases, steps = {}, []
+    for step in cut.column.steps:
+        twin = next((r for r in row_calls if isinstance(step, Call) and r.fn is step.fn
+                     and r.in_axes == step.in_axes and r.out_axes == step.out_axes
+                     and step.args == tuple(counterpart.get(a, a) for a in r.args)), None)
+        if twin is None:
+            steps.append(step)
+            continue
+        aliases.update(zip(step.outputs, twin.outputs))
+    read = {a for s in steps for a in _args(s)} | set(cut.column.outputs)
+    aliases = {name: source for name, source in aliases.items() if name in read}
+    if not aliases or not set(aliases.values()) <= carried:
+        return None
+    inputs = tuple(n for n in cut.column.inputs if n in read) + tuple(a for a in aliases if a in read)
+    return Program(inputs=inputs, steps=tuple(steps), outputs=cut.column.outputs), aliases

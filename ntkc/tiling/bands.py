@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from ntkc.backends import program as programs
-from ntkc.backends.split import Split, split, unfuse
+from ntkc.backends.split import Split, mirrored, split, unfuse
 from ntkc.methods.calls import program_inputs
 from ntkc.planning import NTKPlan
 
@@ -38,12 +38,15 @@ class BandKernel:
     ``(x1, kw1)`` in blocks of ``chunk`` examples) and ``column(carried, params, x2, kw2) ->
     kernel``, compiled ahead of time; ``bytes`` is XLA's measured working set of the larger of
     the two (the row's: one chunk's program and the band's arrays; the column's counts the band's
-    arrays among its arguments)."""
+    arrays among its arguments). ``own(carried, params, x2, kw2, start)``, when not None, is the
+    column program of the band's own examples ``start:start + b2`` (x2 = x1): side 2's results
+    sliced from the band's, not recomputed."""
 
     plan: NTKPlan
     cut: Split
     row: Callable
     column: Callable
+    own: Callable | None
     bytes: int
     chunk: int
 
@@ -59,24 +62,43 @@ def band_split(plan: NTKPlan) -> Split | None:
     return cut if cut.useful else None
 
 
-def _functions(plan: NTKPlan, cut: Split):
+def _functions(plan: NTKPlan, cut: Split, diagonal=None):
+    """``row(params, x1, kw1)``, ``column(carried, params, x2, kw2)`` and, given ``diagonal`` =
+    (:func:`~ntkc.backends.split.mirrored`'s program and aliases, the carried arrays' batch
+    axes), ``column_of_own(carried, params, x2, kw2, start)``: the column program for x2 = the
+    band's examples ``start:start + b2``, reading side 2's results from the band's."""
     inputs, one, _ = program_inputs(plan.problem, plan.params)
     first, rest = inputs[:len(one.names)], inputs[len(one.names):]
     out_tree = jax.tree_util.tree_structure(plan.problem.out1)
     leaves = jax.tree_util.tree_leaves
+    b2 = plan.problem.side2.n_examples()
 
     def row(params, x1, kw1):
         env = dict(zip(first, leaves(params) + leaves(x1) + leaves(kw1), strict=True))
         return tuple(programs.run(cut.row, {n: env[n] for n in cut.row.inputs}))
 
-    def column(carried, params, x2, kw2):
+    def environment(carried, params, x2, kw2) -> dict:
         env = dict(zip(cut.row.outputs, carried, strict=True))
         env.update(zip(first[:one.n_params], leaves(params), strict=True))
         env.update(zip(rest, leaves(x2) + leaves(kw2), strict=True))
+        return env
+
+    def column(carried, params, x2, kw2):
+        env = environment(carried, params, x2, kw2)
         kernels = programs.run(cut.column, {n: env[n] for n in cut.column.inputs})
         return jax.tree_util.tree_unflatten(out_tree, kernels)
 
-    return row, column
+    def column_of_own(carried, params, x2, kw2, start):
+        (program, aliases), axes = diagonal
+        env = environment(carried, params, x2, kw2)
+        axis_of = dict(zip(cut.row.outputs, axes))
+        for name, source in aliases.items():  # no axes: the band is one tile (start 0, all of it)
+            axis = axis_of[source]
+            env[name] = env[source] if axis is None else jax.lax.dynamic_slice_in_dim(env[source], start, b2, axis)
+        kernels = programs.run(program, {n: env[n] for n in program.inputs})
+        return jax.tree_util.tree_unflatten(out_tree, kernels)
+
+    return row, column, column_of_own
 
 
 def _bytes(compiled) -> int:
@@ -111,30 +133,52 @@ def _assembler(row_compiled, carried, axes, chunk: int) -> Callable:
     return row
 
 
-#: Compiled band kernels, by plan (a plan is for one tile shape) and chunk.
+#: Compiled band kernels, by plan (a plan is for one tile shape), chunk and symmetry.
 _COMPILED: "weakref.WeakKeyDictionary[NTKPlan, dict]" = weakref.WeakKeyDictionary()
 
 
-def compiled_band(plan: NTKPlan, cut: Split, side1_specs: Callable, x2, params, kw2: dict, chunk: int) -> BandKernel:
+def compiled_band(plan: NTKPlan, cut: Split, side1_specs: Callable, x2, params, kw2: dict, chunk: int,
+                  symmetric: bool) -> BandKernel:
     """Both parts of ``cut`` compiled ahead of time (the row part for ``chunk`` examples;
     ``side1_specs(n)`` gives x1's and its keyword arguments' specs for ``n``), with XLA's
-    memory analysis; once per plan and chunk."""
+    memory analysis, and (``symmetric``) the column program of the band's own examples when
+    side 2's work mirrors side 1's; once per plan, chunk and symmetry."""
     cached = _COMPILED.setdefault(plan, {})
-    if chunk not in cached:
-        cached[chunk] = _compile_band(plan, cut, side1_specs, x2, params, kw2, chunk)
-    return cached[chunk]
+    if (chunk, symmetric) not in cached:
+        cached[(chunk, symmetric)] = _compile_band(plan, cut, side1_specs, x2, params, kw2, chunk, symmetric)
+    return cached[(chunk, symmetric)]
 
 
-def _compile_band(plan: NTKPlan, cut: Split, side1_specs: Callable, x2, params, kw2: dict, chunk: int) -> BandKernel:
-    row, column = _functions(plan, cut)
-    b1 = plan.problem.side1.n_examples()
+def per_example(program: programs.Program) -> bool:
+    """Every step is a call mapped over examples, on the program's inputs: the program can run
+    on any number of examples, a chunk at a time."""
+    return all(isinstance(s, programs.Call) and s.in_axes is not None and set(s.args) <= set(program.inputs)
+               for s in program.steps)
+
+
+def _compile_band(plan: NTKPlan, cut: Split, side1_specs: Callable, x2, params, kw2: dict, chunk: int,
+                  symmetric: bool) -> BandKernel:
+    b1, b2 = plan.problem.side1.n_examples(), plan.problem.side2.n_examples()
+    if not per_example(cut.row):  # e.g. outside-in Jacobians: einsums over the band's examples
+        chunk = b1
     x1, kw1 = side1_specs(b1)
+    row, column, _ = _functions(plan, cut)
     carried = jax.eval_shape(row, params, x1, kw1)
     column_compiled = jax.jit(column).lower(carried, params, x2, kw2).compile()
     part_x, part_kw = side1_specs(chunk)
     row_compiled = jax.jit(row).lower(params, part_x, part_kw).compile()
-    axes = _batch_axes(jax.eval_shape(row, params, part_x, part_kw), carried)
+    axes = None
+    if per_example(cut.row):  # any number of examples: the axes that grow with them
+        axes = _batch_axes(jax.eval_shape(row, params, *side1_specs(1)), jax.eval_shape(row, params, *side1_specs(2)))
+    own = None
+    if symmetric and (axes is not None or b2 == b1):
+        _, one, two = program_inputs(plan.problem, plan.params)
+        mirror = mirrored(cut, one.data, two.data)
+        if mirror is not None:
+            own_fn = _functions(plan, cut, (mirror, axes or [None] * len(carried)))[2]
+            own_compiled = jax.jit(own_fn).lower(carried, params, x2, kw2, 0).compile()
+            own = lambda c, p, b, k, start: own_compiled(c, p, b, k, start)
     band_bytes = sum(math.prod(c.shape) * np.dtype(c.dtype).itemsize for c in carried) if chunk < b1 else 0
     return BandKernel(plan=plan, cut=cut, row=_assembler(row_compiled, carried, axes, chunk),
-                      column=lambda c, p, b, k: column_compiled(c, p, b, k), chunk=chunk,
+                      column=lambda c, p, b, k: column_compiled(c, p, b, k), own=own, chunk=chunk,
                       bytes=max(_bytes(row_compiled) + band_bytes, _bytes(column_compiled)))

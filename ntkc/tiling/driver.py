@@ -116,7 +116,11 @@ def _band_runner(plan: TilePlan, params) -> Callable:
             band.clear()  # the last band's arrays go once its last tile has run, before this band's exist
             band.update(start=tile.i0, carried=kernel.row(params, row_chunks(plan, tile)))
         b, kw2 = context.side2.padded(tile.j0, tile.j1, b2)
-        kernels = kernel.column(band["carried"], params, b, kw2)
+        start = tile.j0 - tile.i0
+        if kernel.own is not None and 0 <= start and start + b2 <= plan.block[0]:  # x2 is x1: the band's own
+            kernels = kernel.own(band["carried"], params, b, kw2, start)
+        else:
+            kernels = kernel.column(band["carried"], params, b, kw2)
         if tile.shape == plan.block:
             return kernels
         leaves = plan.out_tree.flatten_up_to(kernels)

@@ -182,7 +182,7 @@ class Context:
         side1_specs = lambda n: (self.side1.specs(n)[0], dynamic(self.side1.specs(n)[1]))
         x2, kw2 = self.side2.specs(shape[1])
         chunk = shape[1] if shape[0] % shape[1] == 0 else shape[0]
-        return compiled_band(plan, cut, side1_specs, x2, self.params, dynamic(kw2), chunk)
+        return compiled_band(plan, cut, side1_specs, x2, self.params, dynamic(kw2), chunk, not self.x2_given)
 
 
 def _measured_block(context: Context, pricer: Pricer, shape_of, limit: int, budget: int, single: bool,

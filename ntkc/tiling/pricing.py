@@ -146,8 +146,8 @@ def band_count(n1: int, n2: int, block: tuple[int, int], symmetric: bool) -> tup
 def band_cost(pricer, b1: int, b2: int, n1: int, n2: int, symmetric: bool, methods=BANDED_METHODS):
     """(predicted seconds, FLOPs) of the kernel as row bands of ``b1`` in tiles of ``b2`` (the
     method chosen among ``methods``): the tile's FLOPs ``F(N1, N2) = c + a1·N1 + a2·N2 + k·N1·N2``
-    split into side 1's ``a1·b1``, once per band, and the rest, once per tile; plus
-    :data:`CALL_SECONDS` per tile."""
+    split into side 1's ``a1·b1``, once per band, and the rest, once per tile (less side 2's
+    ``a2·b2`` for a symmetric band's own columns); plus :data:`CALL_SECONDS` per tile."""
     method = pricer.at(b1, b2, methods)[0]
     flops = lambda u, v: float(pricer.flops(method, u, v))
     k = flops(2, 2) - flops(2, 1) - flops(1, 2) + flops(1, 1)
@@ -155,6 +155,8 @@ def band_cost(pricer, b1: int, b2: int, n1: int, n2: int, symmetric: bool, metho
     column = flops(b1, b2) - row
     bands, count = band_count(n1, n2, (b1, b2), symmetric)
     total = bands * row + count * column
+    if symmetric:  # a band's own columns read side 2's work from the band's
+        total -= bands * (b1 // b2) * max(0.0, flops(1, 2) - flops(1, 1) - k) * b2
     return total / matmul_rate() + count * CALL_SECONDS, total
 
 
