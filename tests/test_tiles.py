@@ -251,3 +251,25 @@ def test_a_convolutional_kernel_in_row_bands_under_a_budget():
     got = ntkc.ntk_matrix(f, params, x, None, method="jacobian", memory_limit=1 << 20)
     want = ntkc.ntk_fn(f, vmap_axes=0)(x, None, params)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
+
+
+def test_the_matrix_command_writes_a_resumable_kernel(tmp_path, capsys):
+    from ntkc.cli import main
+
+    sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "examples"))
+    import mlp_model
+
+    f, params, _ = mlp_model.model()  # what the command loads
+    x = np.random.default_rng(0).normal(size=(21, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    model, out = str(pathlib.Path(mlp_model.__file__)) + ":model", tmp_path / "K.npy"
+    args = ["matrix", model, "--x1", str(tmp_path / "x.npy"), "--out", str(out), "--vmap-axes", "0",
+            "--block-size", "8", "--memory", "64MB"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "tiles of 8×8 examples" in printed and f"wrote {out}: (21, 21)" in printed
+    want = ntkc.ntk_fn(f, vmap_axes=0)(x, None, params)
+    np.testing.assert_allclose(np.load(out), want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
+    assert main(args) == 0  # finished: the same command again computes nothing and agrees
+    with pytest.raises(SystemExit, match="holds another kernel"):
+        main(args[:-2] + ["--memory", "64MB", "--method", "jacobian"])
