@@ -126,6 +126,8 @@ import jax
 jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, {tests!r})
 import numpy as np, ntkc, test_tiles
+import ntkc.tiling.store
+ntkc.tiling.store.FLUSH_SECONDS = 0  # every tile flushed and recorded as it finishes
 f, params, x1, x2 = test_tiles._mlp()
 def stop(done, total):
     if done == 2:

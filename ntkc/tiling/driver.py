@@ -189,5 +189,6 @@ def ntk_matrix(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None
             store.write(*pending, symmetric=plan.symmetric)
             advance()
     finally:
+        store.sync()
         close()
     return store.result()

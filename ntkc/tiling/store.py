@@ -20,6 +20,7 @@ import json
 import os
 import pathlib
 import re
+import time
 from typing import Any
 
 import jax
@@ -57,6 +58,11 @@ def _atomic_write(path: pathlib.Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+#: Seconds between flushes of the output files (each followed by the record of the tiles it
+#: made durable): an interrupted run recomputes at most the tiles of this long.
+FLUSH_SECONDS = 10.0
+
+
 class Store:
     """The assembled kernel: one array per output leaf, the finished tiles, and (with ``out``)
     the files behind them."""
@@ -66,6 +72,8 @@ class Store:
         self.dtypes = [np.dtype(dtype or layout.dtype) for layout in layouts]
         self.trace = layouts[0].mode == TRACE
         self.done: set[int] = set()
+        self.finished: list[int] = []  # written, not yet flushed and recorded
+        self.synced = time.monotonic()
         self.path = None if out is None else pathlib.Path(out)
         if self.path is None:
             self.arrays = [np.zeros(l.shape, d) for l, d in zip(layouts, self.dtypes)]
@@ -119,8 +127,8 @@ class Store:
         _atomic_write(self.record, json.dumps({"fingerprint": self.fingerprint, "done": sorted(self.done)}).encode())
 
     def write(self, index: int, tile: Tile, kernels: PyTree, symmetric: bool) -> None:
-        """Put tile ``index``'s kernels (and their mirror image) in place; with ``out``, flush
-        and record the tile as finished."""
+        """Put tile ``index``'s kernels (and their mirror image) in place; with ``out``, the
+        finished tiles are flushed and recorded every :data:`FLUSH_SECONDS` (and by :meth:`sync`)."""
         blocks = [np.asarray(k) for k in jax.tree_util.tree_leaves(kernels)]
         for k, (layout, block) in enumerate(zip(self.layouts, blocks)):
             if self.trace:
@@ -130,12 +138,23 @@ class Store:
             self.arrays[k][layout.index(tile)] = block
             if symmetric and not tile.on_diagonal:
                 self.arrays[k][layout.index(Tile(tile.j0, tile.j1, tile.i0, tile.i1))] = layout.mirror(block)
-        self.done.add(index)
-        if self.path is not None:
+        self.finished.append(index)
+        if self.path is None:
+            self.done.update(self.finished)
+            self.finished = []
+        elif time.monotonic() - self.synced >= FLUSH_SECONDS:
+            self.sync()
+
+    def sync(self) -> None:
+        """Flush the files and record the tiles finished since the last time as done."""
+        if self.path is not None and self.finished:
             if not self.trace:
                 for array in self.arrays:
                     array.flush()
+            self.done.update(self.finished)
+            self.finished = []
             self._save()
+        self.synced = time.monotonic()
 
     def result(self) -> PyTree:
         """The kernel: one array per output leaf, in ``f``'s output tree."""
