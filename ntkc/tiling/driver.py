@@ -148,8 +148,9 @@ def ntk_matrix(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None
       block_size: examples per tile (an int, or ``(b1, b2)``), instead of the budget's choice.
       out: None (host memory), or a path: ``kernel.npy`` (one output leaf) or a directory (one
         ``.npy`` per output leaf) written tile by tile as memory-mapped files and returned as
-        ``numpy.memmap`` s; finished tiles are recorded next to it, and the same call after an
-        interruption computes only the missing tiles (a run of another kernel there is refused).
+        ``numpy.memmap`` s; finished tiles are flushed and recorded next to it (every 10 s, and
+        when the call ends or is interrupted), and the same call after an interruption computes
+        only the missing tiles (a run of another kernel there is refused).
       progress: a progress bar (tqdm): None (default) shows it in a terminal; True, False; or a
         callable ``progress(done, total)`` called after every tile.
       dtype: the kernel's dtype (default: ``f``'s output dtype).
