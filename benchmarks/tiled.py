@@ -9,7 +9,7 @@ Each point runs in this process: the traced kernel (``trace_axes=(-1,)``, ``vmap
 written to a ``.npy`` file (``--out``; a temporary directory by default). It reports, as one
 JSON line: the tile plan (tile, tiles, method, predicted FLOPs and time), the wall time of one
 ``ntk_matrix`` call (planning and compilation included) and from its first tile to its last, the peak of resident
-memory (``VmHWM``) and of anonymous resident memory (``RssAnon``, sampled every 20 ms: the
+memory (``VmHWM``, of the process up to the end of the symmetric run) and of anonymous resident memory (``RssAnon``, sampled every 20 ms: the
 kernel's file pages are the OS's cache, not the process's), the median time of a tile in the run
 against the same full tile run alone (the driver's overhead), and with ``--unsymmetric`` the
 same kernel computed from every tile (x2 a copy of x1) for the symmetric saving.
@@ -117,9 +117,11 @@ def run(model: str, n: int, memory: int, out: pathlib.Path, unsymmetric: bool, r
            "kernel_shape": list(np.shape(kernel)), "kernel_sum": float(np.sum(kernel, dtype=np.float64))}
     row["driver_overhead"] = row["tile_in_run_s"] / row["tile_alone_s"] - 1
     if unsymmetric:
+        pathlib.Path("/proc/self/clear_refs").write_text("5")  # the next VmHWM is this run's
         t0 = time.perf_counter()
         every = ntkc.ntk_matrix(f, params, x, np.array(x), memory_limit=memory, progress=False)
         row["unsymmetric_wall_s"] = time.perf_counter() - t0
+        row["unsymmetric_peak_rss_mib"] = max_rss_mib()
         row["max_difference"] = float(np.max(np.abs(np.asarray(every) - np.asarray(kernel))))
     return row
 
