@@ -15,10 +15,14 @@ import jax
 
 from ntkc._version import __version__
 from ntkc.planning import PlanOptions, check_options
+from ntkc.tiling import devices, processes
 from ntkc.tiling.plan import TilePlan, make_tile_plan
 from ntkc.tiling.store import Store, fingerprint
 
 PyTree = Any
+
+#: ``out=SHARDED``: the kernel as a global ``jax.Array`` sharded over the mesh's devices.
+SHARDED = "sharded"
 
 
 def _options(f, method, trace_axes, diagonal_axes, vmap_axes, memory_limit) -> PlanOptions:
@@ -47,7 +51,7 @@ def tile_plan(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None,
     return make_tile_plan(f, params, x1, x2, kwargs, method=method, options=options, block_size=block_size)
 
 
-def _fingerprint(plan: TilePlan, params, x1, x2, kwargs, options: PlanOptions, dtype) -> str:
+def _fingerprint(plan: TilePlan, params, x1, x2, kwargs, options: PlanOptions, dtype, where) -> str:
     context = plan.context
     kernel = plan.kernel(plan.block, context.single(plan.tiles[0]) if plan.tiles else False)
     analyses = [kernel.plan.analysis] if kernel.plan.complex is None else [p.analysis for p in kernel.plan.complex.parts]
@@ -56,7 +60,8 @@ def _fingerprint(plan: TilePlan, params, x1, x2, kwargs, options: PlanOptions, d
                     or not all(hasattr(l, "shape") for l in jax.tree_util.tree_leaves(v)))
     arrays = [l for l in jax.tree_util.tree_leaves((params, x1, x2, kwargs)) if hasattr(l, "shape")]
     parts = [__version__, jax.__version__, options, context.method, str(dtype), plan.block, plan.n1, plan.n2,
-             plan.symmetric, plan.mode, plan.banded, jax.tree_util.tree_structure((params, x1, x2)), static, programs]
+             plan.symmetric, plan.mode, plan.banded, where, jax.tree_util.tree_structure((params, x1, x2)), static,
+             programs]
     return fingerprint(parts, arrays)
 
 
@@ -92,6 +97,26 @@ def _tile_runner(plan: TilePlan, params) -> Callable:
         b, kw2 = context.side2.block(tile.j0, tile.j1)
         return kernel.run(a, None if single else b, params, kw1, kw1 if single else kw2)
     return run
+
+
+def _steps(plan: TilePlan, mesh, params):
+    """``(tiles, steps, run, where)``: the schedule's tiles; its steps, each ``(pairs, band,
+    step)`` with the ``(index, tile)`` pairs it computes and the band they belong to;
+    ``run(step) -> collect``, ``collect() -> [(index, tile, kernels)]``; and where it runs (None:
+    one device; a mesh: its layout and device count, :mod:`ntkc.tiling.devices`)."""
+    if mesh is not None:
+        mesh_schedule = devices.schedule(plan, mesh)
+        run = devices.runner(plan, mesh_schedule, params, _tile_runner(plan, params))
+        steps = [(list(s.tiles), s.band, s) for s in mesh_schedule.steps]
+        return mesh_schedule.tiles, steps, run, (mesh_schedule.layout, mesh_schedule.devices)
+    single = _band_runner(plan, params) if plan.banded else _tile_runner(plan, params)
+
+    def run(step):
+        ((index, tile),) = step
+        kernels = single(tile)
+        return lambda: [(index, tile, kernels)]
+    steps = [([(k, t)], t.i0 if plan.banded else None, [(k, t)]) for k, t in enumerate(plan.tiles)]
+    return plan.tiles, steps, run, None
 
 
 def row_chunks(plan: TilePlan, tile) -> list:
@@ -132,7 +157,7 @@ def ntk_matrix(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None
                trace_axes: Sequence[int] = (-1,), diagonal_axes: Sequence[int] = (), vmap_axes: Any = 0,
                method: str = "auto", memory_limit: int | None = None,
                block_size: int | tuple[int, int] | None = None, out=None, progress=None, dtype=None,
-               **kwargs) -> PyTree:
+               mesh=None, **kwargs) -> PyTree:
     """The empirical NTK of ``f`` on ``x1`` and ``x2`` (None: x2 is x1), computed tile by tile.
 
     Returns what ``ntkc.ntk_fn(f, trace_axes, diagonal_axes, vmap_axes, method)(x1, x2, params,
@@ -154,6 +179,11 @@ def ntk_matrix(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None
       progress: a progress bar (tqdm): None (default) shows it in a terminal; True, False; or a
         callable ``progress(done, total)`` called after every tile.
       dtype: the kernel's dtype (default: ``f``'s output dtype).
+      mesh: None (one device), a ``jax.sharding.Mesh`` whose devices all take tiles, or
+        ``"all"`` (every local device): each step is one program over the mesh — a row band of
+        x1 split over the devices with x2's tile replicated when the plan runs in row bands,
+        one tile per device otherwise (:mod:`ntkc.tiling.devices`). ``memory_limit`` is per
+        device. The result equals one device's up to float rounding.
 
     With x2 = None only the tiles on or above the diagonal are computed (the kernel is
     symmetric); a diagonal example axis (``diagonal_axes`` holding it) needs only the diagonal
@@ -168,28 +198,48 @@ def ntk_matrix(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None
     ((111, 111), True)
     """
     options = _options(f, method, trace_axes, diagonal_axes, vmap_axes, memory_limit)
+    sharded = isinstance(out, str) and out == SHARDED
+    mesh = devices.resolve_mesh("all" if sharded and mesh is None else mesh)
+    count, this = processes.count(), processes.index()
+    if mesh is not None and any(d.process_index != this for d in mesh.devices.flat):
+        raise ValueError("`mesh` holds devices of other processes; with several processes each one's mesh is "
+                         "its own devices (`mesh='all'`), and the processes share the tiles")
     plan = make_tile_plan(f, params, x1, x2, kwargs, method=method, options=options, block_size=block_size)
-    record = None if out is None else _fingerprint(plan, params, x1, x2, kwargs, options, dtype)
-    store = Store(list(plan.layouts), plan.out_tree, dtype, out, record, plan.n1)
-    todo = [(i, tile) for i, tile in enumerate(plan.tiles) if i not in store.done]
-    advance, close = _progress(progress, len(plan.tiles), len(plan.tiles) - len(todo), plan)
+    if sharded:
+        devices.check_sharded(plan, mesh)
+    grid, steps, run, where = _steps(plan, mesh, params)
+    if count > 1:  # this process's share: whole bands, balanced by their tiles' sizes
+        costs = [sum(t.shape[0] * t.shape[1] for _, t in pairs) for pairs, _, _ in steps]
+        steps = [steps[k] for k in processes.share(costs, [band for _, band, _ in steps], count, this)]
+    record = None if out is None or sharded else _fingerprint(plan, params, x1, x2, kwargs, options, dtype,
+                                                               (where, count))
+    store = Store(list(plan.layouts), plan.out_tree, dtype, None if sharded else out, record, plan.n1,
+                  processes=(count, this))
+    mine = sum(len(pairs) for pairs, _, _ in steps)
+    todo = [(pairs, band, step) for pairs, band, step in steps
+            if any(index not in store.done for index, _ in pairs)]
+    remaining = sum(index not in store.done for pairs, _, _ in todo for index, _ in pairs)
+    advance, close = _progress(progress, mine, mine - remaining, plan)
     pending = None
-    run = _band_runner(plan, params) if plan.banded else _tile_runner(plan, params)
+
+    def write(collect):
+        for index, tile, kernels in collect():
+            if index not in store.done:
+                store.write(index, tile, kernels, symmetric=plan.symmetric)
+                advance()
     try:
-        for index, tile in todo:
-            if plan.banded and pending is not None and pending[1].i0 != tile.i0:
-                store.write(*pending, symmetric=plan.symmetric)  # the last band's tiles done: its arrays go
-                advance()
+        for pairs, band, step in todo:
+            if band is not None and pending is not None and pending[0] != band:
+                write(pending[1])  # the last band's tiles done: its arrays go
                 pending = None
-            running = (index, tile, run(tile))
+            running = (band, run(step))
             if pending is not None:
-                store.write(*pending, symmetric=plan.symmetric)
-                advance()
+                write(pending[1])
             pending = running
         if pending is not None:
-            store.write(*pending, symmetric=plan.symmetric)
-            advance()
+            write(pending[1])
     finally:
         store.sync()
         close()
-    return store.result()
+    kernel = store.result()
+    return devices.on_mesh(kernel, plan, mesh) if sharded else kernel

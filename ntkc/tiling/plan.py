@@ -94,7 +94,9 @@ class TilePlan:
       banded: tiles run as row bands (side 1's work once per band; every tile ``block``-shaped,
         padded at the edges).
       flops: the predicted FLOPs of all tiles.
-      seconds: the predicted time (``flops`` at this machine's matmul rate).
+      seconds: the predicted time: ``flops`` at this machine's matmul rate plus a dispatch cost
+        per tile — a lower bound where XLA runs the tiles' programs below that rate (the
+        gradients of convolutions on CPU run at about a fifth of it).
       layouts: each output leaf's kernel layout (:class:`~ntkc.tiling.geometry.Layout`).
     """
 
@@ -119,7 +121,7 @@ class TilePlan:
         return (f"{len(self.tiles)} tiles of {self.block[0]}×{self.block[1]} examples ({self.mode}"
                 f"{', symmetric' if self.symmetric else ''}{', row bands' if self.banded else ''}), "
                 f"method {self.method!r}: "
-                f"{self.flops / 1e9:.3g} GFLOP predicted, ≈ {self.seconds:.3g} s; "
+                f"{self.flops / 1e9:.3g} GFLOP predicted, {self.seconds:.3g} s at the matmul rate; "
                 f"{human_bytes(self.peak_bytes)} per tile of a {human_bytes(self.memory_limit)} budget")
 
     def kernel(self, shape: tuple[int, int], single: bool) -> TileKernel | BandKernel:

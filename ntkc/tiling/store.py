@@ -26,6 +26,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from ntkc.tiling import processes as across
 from ntkc.tiling.geometry import TRACE, Layout, Tile
 
 PyTree = Any
@@ -67,8 +68,10 @@ class Store:
     """The assembled kernel: one array per output leaf, the finished tiles, and (with ``out``)
     the files behind them."""
 
-    def __init__(self, layouts: list[Layout], out_tree, dtype, out, fingerprint_: str, n: int):
+    def __init__(self, layouts: list[Layout], out_tree, dtype, out, fingerprint_: str, n: int,
+                 processes: tuple[int, int] = (1, 0)):
         self.layouts, self.out_tree, self.n = layouts, out_tree, n
+        self.processes = processes
         self.dtypes = [np.dtype(dtype or layout.dtype) for layout in layouts]
         self.trace = layouts[0].mode == TRACE
         self.done: set[int] = set()
@@ -82,13 +85,27 @@ class Store:
         files = ([self.path / _leaf_file(k) for k, _ in jax.tree_util.tree_flatten_with_path(
             jax.tree_util.tree_unflatten(out_tree, [0] * out_tree.num_leaves))[0]]
                  if several else [self.path])
-        self.record = (self.path / "tiles.json") if several else self.path.with_name(self.path.name + ".tiles.json")
-        self.partial = self.record.with_name(self.record.name.replace("tiles.json", "partial.npz"))
+        count, this = processes
+        suffix = "" if count == 1 else f".p{this}of{count}"
+        base = self.path if several else self.path.with_name(self.path.name + ".")
+        self.record = pathlib.Path(f"{base}{'/' if several else ''}tiles{suffix}.json")
+        self.partial = pathlib.Path(f"{base}{'/' if several else ''}partial{suffix}.npz")
+        self.siblings = f"{self.record.name[:-len(f'tiles{suffix}.json')]}tiles.p*of{count}.json"
         resume = self._check(fingerprint_, files, several)
-        if several:
-            self.path.mkdir(parents=True, exist_ok=True)
-        self.arrays = [np.lib.format.open_memmap(f, mode="r+" if resume else "w+", dtype=d, shape=l.shape)
-                       for f, l, d in zip(files, layouts, self.dtypes)]
+        if count > 1:  # every process has checked before the first one creates anything
+            across.barrier()
+        if this == 0:
+            if several:
+                self.path.mkdir(parents=True, exist_ok=True)
+            exist = resume or (count > 1 and all(f.exists() for f in files))
+            self.arrays = [np.lib.format.open_memmap(f, mode="r+" if exist else "w+", dtype=d, shape=l.shape)
+                           for f, l, d in zip(files, layouts, self.dtypes)]
+        if count > 1:
+            for array in getattr(self, "arrays", []):
+                array.flush()
+            across.barrier()
+        if this != 0:
+            self.arrays = [np.lib.format.open_memmap(f, mode="r+") for f in files]
         if resume:
             self.done = set(json.loads(self.record.read_text())["done"])
         if self.trace:
@@ -101,16 +118,25 @@ class Store:
         self._save()
 
     def _check(self, fingerprint_: str, files: list[pathlib.Path], several: bool) -> bool:
-        """Whether this is a resumed run; refuse an ``out`` that belongs to something else."""
+        """Whether this is a resumed run; refuse an ``out`` that belongs to something else (with
+        several processes, files any process's record of this kernel vouches for are this
+        kernel's, resumed or not)."""
         exists = self.path.exists()
+        records = [self.record]
+        if self.processes[0] > 1:
+            records += sorted(r for r in self.record.parent.glob(self.siblings) if r != self.record)
+        for record in records:
+            if record.exists():
+                saved = json.loads(record.read_text()).get("fingerprint")
+                if saved != fingerprint_:
+                    raise FileExistsError(
+                        f"`out` {str(self.path)!r} holds another kernel (its record {record.name} has another "
+                        "fingerprint: other inputs, parameters, options, tiles, model or versions); choose another "
+                        "path or remove it.")
         if self.record.exists():
-            saved = json.loads(self.record.read_text()).get("fingerprint")
-            if saved != fingerprint_:
-                raise FileExistsError(
-                    f"`out` {str(self.path)!r} holds another kernel (its record {self.record.name} has another "
-                    "fingerprint: other inputs, parameters, options, tiles, model or versions); choose another "
-                    "path or remove it.")
             return all(f.exists() for f in files)
+        if any(r.exists() for r in records):
+            return False
         if exists and (not several or any(self.path.iterdir())):
             raise FileExistsError(f"`out` {str(self.path)!r} exists and has no ntkc tile record; it is not "
                                   "overwritten. Choose another path or remove it.")
@@ -157,11 +183,21 @@ class Store:
         self.synced = time.monotonic()
 
     def result(self) -> PyTree:
-        """The kernel: one array per output leaf, in ``f``'s output tree."""
+        """The kernel: one array per output leaf, in ``f``'s output tree (with several
+        processes: every process's tiles, in every process)."""
+        count, this = self.processes
+        if count > 1 and self.path is None:
+            self.arrays = [across.allreduce_sum(a) for a in self.arrays]
+        elif count > 1 and self.trace:
+            self.sums = [across.allreduce_sum(s) for s in self.sums]
         if self.trace and self.path is not None:
-            for array, total in zip(self.arrays, self.sums):
-                array[...] = total
-                array.flush()
+            if this == 0:
+                for array, total in zip(self.arrays, self.sums):
+                    array[...] = total
+                    array.flush()
         elif self.trace:
             self.arrays = [a.astype(d) for a, d in zip(self.arrays, self.dtypes)]
+        if count > 1 and self.path is not None:  # every process's tiles are in the files
+            across.barrier()
         return jax.tree_util.tree_unflatten(self.out_tree, self.arrays)
+
