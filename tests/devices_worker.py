@@ -109,6 +109,12 @@ def process(k: int, port: int, folder: str) -> None:
     f, _, params, x1, _ = model()
     on_disk = ntkc.ntk_matrix(f, params, x1, block_size=8, progress=False, out=os.path.join(folder, "K.npy"))
     results["on_disk"] = np.asarray(on_disk)
+    x = np.concatenate([x1, x1[:3]])  # 40 examples: 20 rows per process
+    sharded = ntkc.ntk_matrix(f, params, x, block_size=8, out="sharded", progress=False)
+    (shard,) = sharded.addressable_shards
+    results["sharded_shape"] = np.array(sharded.shape)
+    results["sharded_rows"] = np.array([shard.index[0].start or 0, shard.index[0].stop or 40])
+    results["sharded_local"] = np.asarray(shard.data)
     np.savez(os.path.join(folder, f"process{k}.npz"), **results)
 
 

@@ -80,7 +80,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_share_the_tiles_and_each_gets_the_kernel(tmp_path):
+def test_two_processes_share_the_tiles_and_each_gets_the_kernel_or_its_rows(tmp_path):
     port = _free_port()
     command = [sys.executable, str(HERE / "devices_worker.py"), "process"]
     workers = [subprocess.Popen(command + [str(k), str(port), str(tmp_path)], stdout=subprocess.PIPE,
@@ -96,6 +96,10 @@ def test_two_processes_share_the_tiles_and_each_gets_the_kernel(tmp_path):
             for key, value in expected.items():
                 assert close(got[key], value), (k, key)
             assert close(got["on_disk"], whole)
+            x = np.concatenate([x1, x1[:3]])
+            start, stop = got["sharded_rows"]
+            assert tuple(got["sharded_shape"]) == (40, 40) and (start, stop) == (20 * k, 20 * k + 20)
+            assert close(got["sharded_local"], np.asarray(ntkc.ntk_fn(f, vmap_axes=0)(x, None, params))[start:stop])
     assert close(np.load(tmp_path / "K.npy"), whole)
     assert sorted(p.name for p in tmp_path.glob("K.npy.tiles.*")) == ["K.npy.tiles.p0of2.json", "K.npy.tiles.p1of2.json"]
     done = [set(json.loads((tmp_path / f"K.npy.tiles.p{k}of2.json").read_text())["done"]) for k in range(2)]

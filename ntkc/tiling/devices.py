@@ -279,6 +279,11 @@ def predicted_seconds(plan: TilePlan, mesh_schedule: MeshSchedule) -> float:
     return plan.seconds * mesh_schedule.capacity / max(single, 1) / mesh_schedule.devices
 
 
+def every_process_mesh() -> jax.sharding.Mesh:
+    """One axis over every device of every process (``out='sharded'`` with several processes)."""
+    return jax.sharding.Mesh(np.array(jax.devices()), ("tiles",))
+
+
 def check_sharded(plan: TilePlan, mesh: jax.sharding.Mesh) -> None:
     """Refuse ``out='sharded'`` (before anything runs) when x1's examples do not divide over the mesh."""
     if plan.layouts[0].rows is not None and plan.n1 % mesh.size:

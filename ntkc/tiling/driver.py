@@ -205,8 +205,9 @@ def ntk_matrix(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None
         raise ValueError("`mesh` holds devices of other processes; with several processes each one's mesh is "
                          "its own devices (`mesh='all'`), and the processes share the tiles")
     plan = make_tile_plan(f, params, x1, x2, kwargs, method=method, options=options, block_size=block_size)
+    spread = mesh if count == 1 else devices.every_process_mesh()  # where out='sharded' puts the kernel
     if sharded:
-        devices.check_sharded(plan, mesh)
+        devices.check_sharded(plan, spread)
     grid, steps, run, where = _steps(plan, mesh, params)
     if count > 1:  # this process's share: whole bands, balanced by their tiles' sizes
         costs = [sum(t.shape[0] * t.shape[1] for _, t in pairs) for pairs, _, _ in steps]
@@ -242,4 +243,4 @@ def ntk_matrix(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None
         store.sync()
         close()
     kernel = store.result()
-    return devices.on_mesh(kernel, plan, mesh) if sharded else kernel
+    return devices.on_mesh(kernel, plan, spread) if sharded else kernel

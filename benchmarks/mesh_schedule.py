@@ -1,0 +1,95 @@
+"""The tiled kernel's schedule on 8 to 1,024 devices, simulated from per-tile times measured here.
+
+Usage:
+    python benchmarks/mesh_schedule.py                          # the traced MLP kernel, N = 10^6
+    python benchmarks/mesh_schedule.py --model cnn --n 1000000 --per-host 8
+
+It plans the traced kernel (``trace_axes=(-1,)``, x2 = None) of a ``tiled_models`` model on
+``--n`` examples with ``memory_limit`` 2 GiB per device (the inputs are one example repeated:
+only shapes matter), times one band's row program and one tile's column program alone on this
+machine, and replays ``ntk_matrix``'s schedule for ``--per-host`` devices per process and 1, 2,
+4, … processes: each process takes whole bands of ``per_host · b1`` rows (longest first, to the
+least loaded process), each of its steps runs one column tile on all of its devices at once,
+and a band first runs its rows. Printed per device count: the steps of the busiest process, the
+predicted wall time, the idle fraction (device time computing nothing of the kernel: the band
+tiles' parts below the diagonal, padding, processes waiting for the busiest), and the output
+bandwidth the kernel's float32 file needs at that rate.
+
+Assumptions: a tile's time on every device is the time measured here (same device, no
+contention), transfers of x2's tile to the devices and of results to the host overlap the
+compute (JAX dispatches asynchronously), and processes never wait for each other before the
+end (they share no data while computing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import tiled_models  # noqa: E402
+from tiled import alone_times  # noqa: E402
+
+
+def measured(model: str, n: int, memory: int, repeats: int) -> dict:
+    """The tile plan for ``n`` examples and its per-band and per-tile times on this machine."""
+    import ntkc
+
+    f, params, x = tiled_models.make(model, 1)
+    x = np.broadcast_to(x, (n,) + x.shape[1:])
+    plan = ntkc.tile_plan(f, params, x, memory_limit=memory)
+    _, row_s, column_s = alone_times(plan, params, repeats)
+    return {"plan": plan, "row_s": row_s if plan.banded else 0.0, "column_s": column_s}
+
+
+def simulate(n: int, block: tuple[int, int], row_s: float, column_s: float, per_host: int, hosts: int) -> dict:
+    """The schedule of rows over each host's mesh, whole bands shared by the hosts."""
+    b1, b2 = block
+    height = per_host * b1
+    bands = [(start, -(-(n - start) // b2)) for start in range(0, n, height)]  # (first row, column tiles)
+    seconds = [row_s + tiles * column_s for _, tiles in bands]
+    loads = [(0.0, h) for h in range(hosts)]
+    steps = [0] * hosts
+    for k in sorted(range(len(bands)), key=lambda k: -seconds[k]):
+        load, host = heapq.heappop(loads)
+        steps[host] += bands[k][1]
+        heapq.heappush(loads, (load + seconds[k], host))
+    wall = max(load for load, _ in loads)
+    useful = n * (n + 1) / 2 * column_s / (b1 * b2) + n / b1 * row_s  # every pair once, every row once
+    devices = per_host * hosts
+    return {"devices": devices, "hosts": hosts, "bands": len(bands), "busiest_steps": max(steps),
+            "wall_s": wall, "idle": 1.0 - useful / (wall * devices),
+            "output_gb_per_s": n * n * 4 / wall / 1e9}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=tiled_models.MODELS, default="mlp")
+    p.add_argument("--n", type=int, default=1_000_000)
+    p.add_argument("--memory", type=float, default=2.0, help="memory_limit per device in GiB")
+    p.add_argument("--per-host", type=int, default=8, help="devices per process")
+    p.add_argument("--repeats", type=int, default=3)
+    a = p.parse_args()
+    m = measured(a.model, a.n, int(a.memory * 2**30), a.repeats)
+    plan = m["plan"]
+    print(json.dumps({"model": a.model, "n": a.n, "block": list(plan.block), "method": plan.method,
+                      "banded": plan.banded, "band_row_s": m["row_s"], "column_tile_s": m["column_s"]}))
+    print("| devices | processes | bands | steps of the busiest process | predicted wall | idle | output rate |")
+    print("|---|---|---|---|---|---|---|")
+    hosts = 1
+    while hosts * a.per_host <= 1024:
+        r = simulate(a.n, plan.block, m["row_s"], m["column_s"], a.per_host, hosts)
+        print(f"| {r['devices']} | {r['hosts']} | {r['bands']} | {r['busiest_steps']} | {r['wall_s'] / 3600:.2f} h | "
+              f"{100 * r['idle']:.1f} % | {r['output_gb_per_s']:.2f} GB/s |", flush=True)
+        hosts *= 2
+
+
+if __name__ == "__main__":
+    main()
