@@ -4,10 +4,11 @@ Usage:
     python benchmarks/mesh_schedule.py                          # the traced MLP kernel, N = 10^6
     python benchmarks/mesh_schedule.py --model cnn --n 1000000 --per-host 8
 
-It plans the traced kernel (``trace_axes=(-1,)``, x2 = None) of a ``tiled_models`` model on
-``--n`` examples with ``memory_limit`` 2 GiB per device (the inputs are one example repeated:
-only shapes matter), times one band's row program and one tile's column program alone on this
-machine, and replays ``ntk_matrix``'s schedule for ``--per-host`` devices per process and 1, 2,
+For each device count it plans the traced kernel (``trace_axes=(-1,)``, x2 = None) of a
+``tiled_models`` model on ``--n`` examples with ``memory_limit`` 2 GiB per device as
+``ntk_matrix`` would for that many devices (the inputs are one example repeated: only shapes
+matter), times one band's row program and one tile's column program alone on this machine, and
+replays ``ntk_matrix``'s schedule for ``--per-host`` devices per process and 1, 2,
 4, … processes: each process takes whole bands of ``per_host · b1`` rows (longest first, to the
 least loaded process), each of its steps runs one column tile on all of its devices at once,
 and a band first runs its rows. Printed per device count: the steps of the busiest process, the
@@ -38,13 +39,17 @@ import tiled_models  # noqa: E402
 from tiled import alone_times  # noqa: E402
 
 
-def measured(model: str, n: int, memory: int, repeats: int) -> dict:
-    """The tile plan for ``n`` examples and its per-band and per-tile times on this machine."""
+def measured(model: str, n: int, memory: int, spread: tuple[int, int], repeats: int) -> dict:
+    """The tile plan for ``n`` examples on ``spread`` = (devices per process, processes), as
+    ``ntk_matrix`` makes it for them, and its per-band and per-tile times on this machine."""
     import ntkc
+    from ntkc.tiling.driver import _options
+    from ntkc.tiling.plan import make_tile_plan
 
     f, params, x = tiled_models.make(model, 1)
     x = np.broadcast_to(x, (n,) + x.shape[1:])
-    plan = ntkc.tile_plan(f, params, x, memory_limit=memory)
+    options = _options(f, "auto", (-1,), (), 0, memory)
+    plan = make_tile_plan(f, params, x, None, {}, method="auto", options=options, block_size=None, spread=spread)
     _, row_s, column_s = alone_times(plan, params, repeats)
     return {"plan": plan, "row_s": row_s if plan.banded else 0.0, "column_s": column_s}
 
@@ -77,18 +82,20 @@ def main() -> None:
     p.add_argument("--per-host", type=int, default=8, help="devices per process")
     p.add_argument("--repeats", type=int, default=3)
     a = p.parse_args()
-    m = measured(a.model, a.n, int(a.memory * 2**30), a.repeats)
-    plan = m["plan"]
-    print(json.dumps({"model": a.model, "n": a.n, "block": list(plan.block), "method": plan.method,
-                      "banded": plan.banded, "band_row_s": m["row_s"], "column_tile_s": m["column_s"]}))
-    print("| devices | processes | bands | steps of the busiest process | predicted wall | idle | output rate |")
-    print("|---|---|---|---|---|---|---|")
-    hosts = 1
+    print("| devices | processes | tile | bands | steps of the busiest process | predicted wall | idle | output rate |")
+    print("|---|---|---|---|---|---|---|---|")
+    hosts, rows = 1, []
     while hosts * a.per_host <= 1024:
+        m = measured(a.model, a.n, int(a.memory * 2**30), (a.per_host, hosts), a.repeats)
+        plan = m["plan"]
         r = simulate(a.n, plan.block, m["row_s"], m["column_s"], a.per_host, hosts)
-        print(f"| {r['devices']} | {r['hosts']} | {r['bands']} | {r['busiest_steps']} | {r['wall_s'] / 3600:.2f} h | "
-              f"{100 * r['idle']:.1f} % | {r['output_gb_per_s']:.2f} GB/s |", flush=True)
+        rows.append({**r, "block": list(plan.block), "method": plan.method, "band_row_s": m["row_s"],
+                     "column_tile_s": m["column_s"]})
+        print(f"| {r['devices']} | {r['hosts']} | {plan.block[0]}×{plan.block[1]} | {r['bands']} | "
+              f"{r['busiest_steps']} | {r['wall_s'] / 3600:.2f} h | {100 * r['idle']:.1f} % | "
+              f"{r['output_gb_per_s']:.2f} GB/s |", flush=True)
         hosts *= 2
+    print(json.dumps({"model": a.model, "n": a.n, "rows": rows}))
 
 
 if __name__ == "__main__":

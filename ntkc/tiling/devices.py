@@ -271,14 +271,6 @@ def runner(plan: TilePlan, mesh_schedule: MeshSchedule, params, alone: Callable)
     return tile_runner(plan, mesh_schedule, params, alone)
 
 
-def predicted_seconds(plan: TilePlan, mesh_schedule: MeshSchedule) -> float:
-    """The plan's predicted time on the mesh: its time on one device, spread over the devices
-    and scaled by the schedule's work over the kernel's (idle device-steps included)."""
-    b1, b2 = plan.block
-    single = sum(b1 * b2 if plan.banded else t.shape[0] * t.shape[1] for t in plan.tiles)
-    return plan.seconds * mesh_schedule.capacity / max(single, 1) / mesh_schedule.devices
-
-
 def every_process_mesh() -> jax.sharding.Mesh:
     """One axis over every device of every process (``out='sharded'`` with several processes)."""
     return jax.sharding.Mesh(np.array(jax.devices()), ("tiles",))

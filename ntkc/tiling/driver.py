@@ -35,10 +35,11 @@ def _options(f, method, trace_axes, diagonal_axes, vmap_axes, memory_limit) -> P
 def tile_plan(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
               trace_axes: Sequence[int] = (-1,), diagonal_axes: Sequence[int] = (), vmap_axes: Any = 0,
               method: str = "auto", memory_limit: int | None = None,
-              block_size: int | tuple[int, int] | None = None, **kwargs) -> TilePlan:
+              block_size: int | tuple[int, int] | None = None, mesh=None, **kwargs) -> TilePlan:
     """How :func:`ntk_matrix` would compute this kernel: the tile, the tiles, the method, the
     predicted FLOPs and time, and XLA's measured working set of one tile — nothing is computed
-    (the full tile is compiled, to measure it). Same arguments as :func:`ntk_matrix`.
+    (the full tile is compiled, to measure it). Same arguments as :func:`ntk_matrix` (``mesh``
+    and the number of processes shape the bands: each device's share of a band's rows is priced).
 
     >>> import jax.numpy as jnp, numpy as np, ntkc
     >>> f = lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"]
@@ -48,7 +49,14 @@ def tile_plan(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None,
     ((32, 32), 10, True)
     """
     options = _options(f, method, trace_axes, diagonal_axes, vmap_axes, memory_limit)
-    return make_tile_plan(f, params, x1, x2, kwargs, method=method, options=options, block_size=block_size)
+    mesh = devices.resolve_mesh(mesh)
+    return make_tile_plan(f, params, x1, x2, kwargs, method=method, options=options, block_size=block_size,
+                          spread=_spread(mesh))
+
+
+def _spread(mesh) -> tuple[int, int]:
+    """(devices per process, processes): how the tiles are spread."""
+    return (1 if mesh is None else mesh.size), processes.count()
 
 
 def _fingerprint(plan: TilePlan, params, x1, x2, kwargs, options: PlanOptions, dtype, where) -> str:
@@ -204,7 +212,8 @@ def ntk_matrix(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None
     if mesh is not None and any(d.process_index != this for d in mesh.devices.flat):
         raise ValueError("`mesh` holds devices of other processes; with several processes each one's mesh is "
                          "its own devices (`mesh='all'`), and the processes share the tiles")
-    plan = make_tile_plan(f, params, x1, x2, kwargs, method=method, options=options, block_size=block_size)
+    plan = make_tile_plan(f, params, x1, x2, kwargs, method=method, options=options, block_size=block_size,
+                          spread=_spread(mesh))
     spread = mesh if count == 1 else devices.every_process_mesh()  # where out='sharded' puts the kernel
     if sharded:
         devices.check_sharded(plan, spread)

@@ -94,8 +94,8 @@ class TilePlan:
       banded: tiles run as row bands (side 1's work once per band; every tile ``block``-shaped,
         padded at the edges).
       flops: the predicted FLOPs of all tiles.
-      seconds: the predicted time: ``flops`` at this machine's matmul rate plus a dispatch cost
-        per tile — a lower bound where XLA runs the tiles' programs below that rate (the
+      seconds: the predicted time (on the devices and processes the plan is for): ``flops`` at
+        this machine's matmul rate plus a dispatch cost per tile — a lower bound where XLA runs the tiles' programs below that rate (the
         gradients of convolutions on CPU run at about a fifth of it).
       layouts: each output leaf's kernel layout (:class:`~ntkc.tiling.geometry.Layout`).
     """
@@ -211,25 +211,28 @@ def _measured_block(context: Context, pricer: Pricer, shape_of, limit: int, budg
 
 
 def _measured_band(context: Context, pricer: Pricer, n1: int, n2: int, symmetric: bool, budget: int,
-                   compiled: dict) -> tuple[int, int] | None:
+                   compiled: dict, spread: tuple[int, int] = (1, 1)) -> tuple[int, int] | None:
     """The row bands' tile: the cost model's best fitting band, then re-chosen with the
     predicted memory scaled by XLA's measured working set over the predicted one (the prediction
     is an upper bound), keeping the fastest predicted band that fits. None when the plan cannot
     be cut into bands, no band tried fits (square tiles then shrink to fit), or (``auto``)
-    square tiles of any method are predicted faster."""
+    square tiles of any method are predicted faster. ``spread``: (devices per process,
+    processes) the bands are priced for."""
     best = None
-    seconds = lambda block: band_cost(pricer, *block, n1, n2, symmetric)[0]
+    devices, count = spread
+    seconds = lambda block: band_cost(pricer, *block, n1, n2, symmetric, devices=devices, processes=count)[0]
+    choose = lambda: choose_band(pricer, n1, n2, symmetric, devices=devices, processes=count)
     if context.method == "auto":  # a method that cannot band (NTK-vector products) may be faster
         try:
-            square = square_cost(pricer, n1, n2, symmetric)
-            if seconds(choose_band(pricer, n1, n2, symmetric)) > square:
+            square = square_cost(pricer, n1, n2, symmetric) / (devices * count)
+            if seconds(choose()) > square:
                 return None
         except ValueError:
             return None
     try:
         for _ in range(5):
             try:
-                block = choose_band(pricer, n1, n2, symmetric)
+                block = choose()
             except ValueError:  # not even one example per side fits: square tiles say so
                 break
             if ("band", block) not in compiled:
@@ -251,8 +254,10 @@ def _measured_band(context: Context, pricer: Pricer, n1: int, n2: int, symmetric
 
 
 def make_tile_plan(f, params, x1, x2, kwargs, *, method: str, options: PlanOptions,
-                   block_size: int | tuple[int, int] | None) -> TilePlan:
-    """:func:`ntkc.tile_plan` with checked options (see there)."""
+                   block_size: int | tuple[int, int] | None, spread: tuple[int, int] = (1, 1)) -> TilePlan:
+    """:func:`ntkc.tile_plan` with checked options (see there); ``spread``: (devices per
+    process, processes) — a band's rows are split over a process's devices, whole bands shared
+    by the processes (:mod:`ntkc.tiling.devices`, :mod:`ntkc.tiling.processes`)."""
     if options.vmap_axes is None:
         raise ValueError(
             "`vmap_axes=None`: a tiled kernel needs examples that are independent of each other "
@@ -288,7 +293,7 @@ def make_tile_plan(f, params, x1, x2, kwargs, *, method: str, options: PlanOptio
     banded = False
     if mode == PAIR and method in BANDED_METHODS + ("auto",):
         if block is None:
-            band = _measured_band(context, pricer, n1, n2, symmetric, budget, compiled)
+            band = _measured_band(context, pricer, n1, n2, symmetric, budget, compiled, spread)
         else:
             compiled[("band", block)] = context.compile_band(block, pricer.at(*block, BANDED_METHODS)[0])
             band = block if compiled[("band", block)] is not None else None
@@ -309,11 +314,13 @@ def make_tile_plan(f, params, x1, x2, kwargs, *, method: str, options: PlanOptio
     plan.compile_all()
     kernels = plan.kernels.values()
     if banded:
-        seconds, flops = band_cost(pricer, *block, n1, n2, symmetric, methods=(plan.kernel(block, False).plan.method,))
+        seconds, flops = band_cost(pricer, *block, n1, n2, symmetric, methods=(plan.kernel(block, False).plan.method,),
+                                   devices=spread[0], processes=spread[1])
         flops = int(flops)
     else:
         flops = sum(_flops(plan.kernel(tile.shape, context.single(tile)).plan) for tile in grid)
-        seconds = flops / matmul_rate()
+        steps = -(-len(grid) // (spread[0] * spread[1]))  # tiles over the devices
+        seconds = flops / matmul_rate() * steps / max(len(grid), 1)
     methods = {k.plan.method for k in kernels}
     return dataclasses.replace(plan, peak_bytes=max(k.bytes for k in kernels), flops=flops, seconds=seconds,
                                method=methods.pop() if len(methods) == 1 else "/".join(sorted(methods)))

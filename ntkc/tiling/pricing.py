@@ -143,21 +143,25 @@ def band_count(n1: int, n2: int, block: tuple[int, int], symmetric: bool) -> tup
     return len(starts), sum(-(-(n2 - (a if symmetric else 0)) // block[1]) for a in starts)
 
 
-def band_cost(pricer, b1: int, b2: int, n1: int, n2: int, symmetric: bool, methods=BANDED_METHODS):
+def band_cost(pricer, b1: int, b2: int, n1: int, n2: int, symmetric: bool, methods=BANDED_METHODS,
+              devices: int = 1, processes: int = 1):
     """(predicted seconds, FLOPs) of the kernel as row bands of ``b1`` in tiles of ``b2`` (the
     method chosen among ``methods``): the tile's FLOPs ``F(N1, N2) = c + a1·N1 + a2·N2 + k·N1·N2``
     split into side 1's ``a1·b1``, once per band, and the rest, once per tile (less side 2's
-    ``a2·b2`` for a symmetric band's own columns); plus :data:`CALL_SECONDS` per tile."""
+    ``a2·b2`` for a symmetric band's own columns); plus :data:`CALL_SECONDS` per tile. On
+    ``devices`` devices a band is ``devices · b1`` rows, each device computing ``b1`` of them
+    against every tile at once; ``processes`` share the bands (the time divided among them).
+    The FLOPs are the whole kernel's, the seconds one device's."""
     method = pricer.at(b1, b2, methods)[0]
     flops = lambda u, v: float(pricer.flops(method, u, v))
     k = flops(2, 2) - flops(2, 1) - flops(1, 2) + flops(1, 1)
     row = max(0.0, flops(2, 1) - flops(1, 1) - k) * b1
     column = flops(b1, b2) - row
-    bands, count = band_count(n1, n2, (b1, b2), symmetric)
+    bands, count = band_count(n1, n2, (devices * b1, b2), symmetric)
     total = bands * row + count * column
-    if symmetric:  # a band's own columns read side 2's work from the band's
+    if symmetric and devices == 1:  # a band's own columns read side 2's work from the band's
         total -= bands * (b1 // b2) * max(0.0, flops(1, 2) - flops(1, 1) - k) * b2
-    return total / matmul_rate() + count * CALL_SECONDS, total
+    return (total / matmul_rate() + count * CALL_SECONDS) / processes, total * devices
 
 
 def band_shape(b1: int, b2: int, n1: int) -> tuple[int, int]:
@@ -173,26 +177,31 @@ def band_shape(b1: int, b2: int, n1: int) -> tuple[int, int]:
     return m * width, width
 
 
-def choose_band(pricer, n1: int, n2: int, symmetric: bool) -> tuple[int, int]:
+def choose_band(pricer, n1: int, n2: int, symmetric: bool, devices: int = 1, processes: int = 1) -> tuple[int, int]:
     """The band ``(b1, b2)`` of least predicted time (:func:`band_cost`) among those fitting the
     pricer's budget: for ``b2`` from the largest fitting square tile down by halves, the tallest
     band fitting with it and (``symmetric``: shorter bands skip more of the lower triangle) up to
-    15 more bands of it, each made a multiple of its tiles (:func:`band_shape`)."""
+    15 more bands of it, each made a multiple of its tiles (:func:`band_shape`). A band is
+    ``devices · b1`` rows; with several ``processes``, at least 4 bands per process when the
+    tiles allow it (whole bands are shared out, so few bands would leave processes idle)."""
     fits = lambda b1, b2: pricer.at(b1, b2, BANDED_METHODS)[1] <= pricer.budget
-    square = largest_fitting(pricer, max(n1, n2), lambda b: (min(b, n1), min(b, n2)), BANDED_METHODS)
+    rows = -(-n1 // devices)  # one device's share of x1
+    square = largest_fitting(pricer, max(rows, n2), lambda b: (min(b, rows), min(b, n2)), BANDED_METHODS)
     best, b2 = None, min(square, n2)
     while True:
-        low, high = min(b2, n1), n1
+        low, high = min(b2, rows), rows
         while low < high:
             middle = (low + high + 1) // 2
             low, high = (middle, high) if fits(middle, b2) else (low, middle - 1)
-        fewest = -(-n1 // low)
+        fewest = -(-rows // low)
+        if processes > 1:
+            fewest = max(fewest, min(4 * processes, -(-rows // b2)))
         for bands in range(fewest, fewest + (16 if symmetric else 1)):
-            b1 = -(-n1 // bands)
+            b1 = -(-rows // bands)
             if b1 < b2:
                 break
-            block = band_shape(b1, b2, n1)
-            seconds = band_cost(pricer, *block, n1, n2, symmetric)[0]
+            block = band_shape(b1, b2, rows)
+            seconds = band_cost(pricer, *block, n1, n2, symmetric, devices=devices, processes=processes)[0]
             if best is None or seconds < best[0]:
                 best = (seconds, block)
         if b2 <= 8:
