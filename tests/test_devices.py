@@ -96,6 +96,7 @@ def test_two_processes_share_the_tiles_and_each_gets_the_kernel_or_its_rows(tmp_
             for key, value in expected.items():
                 assert close(got[key], value), (k, key)
             assert close(got["on_disk"], whole)
+            assert int(got["resumed_tiles"]) == 0 and close(got["resumed"], whole)
             x = np.concatenate([x1, x1[:3]])
             start, stop = got["sharded_rows"]
             assert tuple(got["sharded_shape"]) == (40, 40) and (start, stop) == (20 * k, 20 * k + 20)

@@ -98,6 +98,7 @@ class TilePlan:
         this machine's matmul rate plus a dispatch cost per tile — a lower bound where XLA runs the tiles' programs below that rate (the
         gradients of convolutions on CPU run at about a fifth of it).
       layouts: each output leaf's kernel layout (:class:`~ntkc.tiling.geometry.Layout`).
+      spread: (devices per process, processes) the plan is for.
     """
 
     n1: int
@@ -113,16 +114,24 @@ class TilePlan:
     flops: int
     seconds: float
     layouts: tuple[Layout, ...]
-    out_tree: Any = dataclasses.field(repr=False)
-    context: Any = dataclasses.field(repr=False)
+    spread: tuple[int, int] = (1, 1)
+    out_tree: Any = dataclasses.field(repr=False, default=None)
+    context: Any = dataclasses.field(repr=False, default=None)
     kernels: dict = dataclasses.field(repr=False, default_factory=dict)
 
     def __str__(self) -> str:
         return (f"{len(self.tiles)} tiles of {self.block[0]}×{self.block[1]} examples ({self.mode}"
                 f"{', symmetric' if self.symmetric else ''}{', row bands' if self.banded else ''}), "
                 f"method {self.method!r}: "
+                f"{self._where()}"
                 f"{self.flops / 1e9:.3g} GFLOP predicted, {self.seconds:.3g} s at the matmul rate; "
                 f"{human_bytes(self.peak_bytes)} per tile of a {human_bytes(self.memory_limit)} budget")
+
+    def _where(self) -> str:
+        devices, processes = self.spread
+        if (devices, processes) == (1, 1):
+            return ""
+        return f"on {devices} device{'s' * (devices > 1)} × {processes} process{'es' * (processes > 1)}, "
 
     def kernel(self, shape: tuple[int, int], single: bool) -> TileKernel | BandKernel:
         """The compiled kernel of tiles of this shape (``single``: x2 is x1), compiled once; with
@@ -309,7 +318,7 @@ def make_tile_plan(f, params, x1, x2, kwargs, *, method: str, options: PlanOptio
         kernels = {k: v for k, v in compiled.items() if k[0] == block and v is not None}
     plan = TilePlan(n1=n1, n2=n2, block=block, tiles=grid, mode=mode, symmetric=symmetric, method=method,
                     memory_limit=budget, peak_bytes=0, banded=banded, flops=0, seconds=0.0,
-                    layouts=tuple(leaf_layouts), out_tree=jax.tree_util.tree_structure(problem.out1),
+                    layouts=tuple(leaf_layouts), spread=spread, out_tree=jax.tree_util.tree_structure(problem.out1),
                     context=context, kernels=kernels)
     plan.compile_all()
     kernels = plan.kernels.values()
