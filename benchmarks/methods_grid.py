@@ -27,15 +27,9 @@ import subprocess
 import sys
 import time
 
+from tiled_models import mlp  # noqa: E402  (the paper's ReLU MLP; this folder is on sys.path)
+
 METHODS = ("jacobian", "ntvp", "structured")
-
-
-def mlp(params, x):
-    import jax
-    for w, b in params[:-1]:
-        x = jax.nn.relu(x @ w + b)
-    w, b = params[-1]
-    return x @ w + b
 
 
 def cnn(params, x):

@@ -27,6 +27,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from presets import PRESETS  # noqa: E402
+from worker import timed  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -43,18 +44,6 @@ def without_share_pass():
     finally:
         pipeline.PASSES[:] = original
         ntkc.plan.cache_clear()
-
-
-def _time(call, repeats: int) -> float:
-    import jax
-
-    jax.block_until_ready(call())
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(call())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def measure(config, repeats: int) -> dict:
@@ -76,8 +65,8 @@ def measure(config, repeats: int) -> dict:
     after, run_after = planned()
     times = {"before": [], "after": []}
     for _ in range(3):  # alternate, so both see the same load
-        times["before"].append(_time(run_before, repeats))
-        times["after"].append(_time(run_after, repeats))
+        times["before"].append(timed(run_before, repeats))
+        times["after"].append(timed(run_after, repeats))
     k0, k1 = (np.asarray(jax.tree_util.tree_leaves(run())[0]) for run in (run_before, run_after))
     return {"flops_before": int(before.costs()["structured"].total_flops),
             "flops_after": int(after.costs()["structured"].total_flops),

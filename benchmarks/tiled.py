@@ -31,7 +31,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import tiled_models  # noqa: E402
-from worker import max_rss_mib  # noqa: E402
+from worker import max_rss_mib, timed  # noqa: E402
 
 
 class AnonPeak:
@@ -56,19 +56,6 @@ class AnonPeak:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-
-
-def timed(call, repeats: int) -> float:
-    """The median time of ``call()`` (after one run to warm up)."""
-    import jax
-
-    jax.block_until_ready(call())
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(call())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def alone_times(plan, params, repeats: int) -> tuple[list[int], float, float]:

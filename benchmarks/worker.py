@@ -31,6 +31,19 @@ TIMED_S = 0.5
 MAX_REPEATS = 50
 
 
+def timed(call, repeats: int) -> float:
+    """The median time of ``call()`` (after one run to warm up), waiting for its arrays."""
+    import jax
+
+    jax.block_until_ready(call())
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(call())
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def max_rss_mib() -> float:
     """This process's peak resident memory [MiB]: ``VmHWM`` of ``/proc/self/status`` on Linux.
     Not ``getrusage``'s ``ru_maxrss``: after the ``fork``/``vfork`` + ``exec`` that starts a worker
