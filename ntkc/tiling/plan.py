@@ -224,14 +224,16 @@ def _measured_band(context: Context, pricer: Pricer, n1: int, n2: int, symmetric
     """The row bands' tile: the cost model's best fitting band, then re-chosen with the
     predicted memory scaled by XLA's measured working set over the predicted one (the prediction
     is an upper bound), keeping the fastest predicted band that fits. None when the plan cannot
-    be cut into bands, no band tried fits (square tiles then shrink to fit), or (``auto``)
-    square tiles of any method are predicted faster. ``spread``: (devices per process,
-    processes) the bands are priced for."""
+    be cut into bands, no band tried fits (square tiles then shrink to fit), or square tiles
+    (``auto``: of any method; on several devices: one per device) are predicted faster.
+    ``spread``: (devices per process, processes) the bands are priced for."""
     best = None
     devices, count = spread
     seconds = lambda block: band_cost(pricer, *block, n1, n2, symmetric, devices=devices, processes=count)[0]
     choose = lambda: choose_band(pricer, n1, n2, symmetric, devices=devices, processes=count)
-    if context.method == "auto":  # a method that cannot band (NTK-vector products) may be faster
+    # Under auto a method that cannot band (NTK-vector products) may be faster; on several
+    # devices, square tiles (one per device) skip the band's share of the lower triangle.
+    if context.method == "auto" or spread != (1, 1):
         try:
             square = square_cost(pricer, n1, n2, symmetric) / (devices * count)
             if seconds(choose()) > square:
