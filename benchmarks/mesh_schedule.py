@@ -9,9 +9,10 @@ For each device count it plans the traced kernel (``trace_axes=(-1,)``, x2 = Non
 ``ntk_matrix`` would for that many devices (the inputs are one example repeated: only shapes
 matter), times one band's row program and one tile's column program alone on this machine, and
 replays ``ntk_matrix``'s schedule for ``--per-host`` devices per process and 1, 2,
-4, … processes: each process takes whole bands of ``per_host · b1`` rows (longest first, to the
-least loaded process), each of its steps runs one column tile on all of its devices at once,
-and a band first runs its rows. Printed per device count: the steps of the busiest process, the
+4, … processes: in row bands, each process takes whole bands of ``per_host · b1`` rows (longest
+first, to the least loaded process), each of its steps runs one column tile on all of its
+devices at once, and a band first runs its rows; in square tiles (when those are priced
+faster), every device takes one tile per step. Printed per device count: the steps of the busiest process, the
 predicted wall time, the idle fraction (device time computing nothing of the kernel: the band
 tiles' parts below the diagonal, padding, processes waiting for the busiest), and the output
 bandwidth the kernel's float32 file needs at that rate.
@@ -54,6 +55,19 @@ def measured(model: str, n: int, memory: int, spread: tuple[int, int], repeats: 
     return {"plan": plan, "row_s": row_s if plan.banded else 0.0, "column_s": column_s}
 
 
+def simulate_tiles(n: int, block: tuple[int, int], tile_s: float, per_host: int, hosts: int) -> dict:
+    """The schedule of square tiles, one per device and step, the steps shared by the hosts."""
+    b = block[0]
+    blocks = -(-n // b)
+    tiles = blocks * (blocks + 1) // 2
+    devices = per_host * hosts
+    steps = -(-tiles // devices)
+    wall = steps * tile_s
+    useful = n * (n + 1) / 2 * tile_s / (b * b)
+    return {"devices": devices, "hosts": hosts, "bands": 0, "busiest_steps": steps, "wall_s": wall,
+            "idle": 1.0 - useful / (wall * devices), "output_gb_per_s": n * n * 4 / wall / 1e9}
+
+
 def simulate(n: int, block: tuple[int, int], row_s: float, column_s: float, per_host: int, hosts: int) -> dict:
     """The schedule of rows over each host's mesh, whole bands shared by the hosts."""
     b1, b2 = block
@@ -88,7 +102,10 @@ def main() -> None:
     while hosts * a.per_host <= 1024:
         m = measured(a.model, a.n, int(a.memory * 2**30), (a.per_host, hosts), a.repeats)
         plan = m["plan"]
-        r = simulate(a.n, plan.block, m["row_s"], m["column_s"], a.per_host, hosts)
+        if plan.banded:
+            r = simulate(a.n, plan.block, m["row_s"], m["column_s"], a.per_host, hosts)
+        else:
+            r = simulate_tiles(a.n, plan.block, m["column_s"], a.per_host, hosts)
         rows.append({**r, "block": list(plan.block), "method": plan.method, "band_row_s": m["row_s"],
                      "column_tile_s": m["column_s"]})
         print(f"| {r['devices']} | {r['hosts']} | {plan.block[0]}×{plan.block[1]} | {r['bands']} | "
