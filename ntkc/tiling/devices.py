@@ -140,7 +140,7 @@ def schedule(plan: TilePlan, mesh: jax.sharding.Mesh) -> MeshSchedule:
         return MeshSchedule(mesh=mesh, layout=ROWS, tiles=grid, steps=steps, capacity=len(grid) * d * b1 * b2)
     grid = plan.tiles
     alone = [k for k, t in enumerate(grid) if plan.mode == TRACE and t.shape != (b1, b2)]
-    shared = [k for k in range(len(grid)) if k not in alone]
+    shared = sorted(set(range(len(grid))) - set(alone))
     steps = tuple(Step(tiles=tuple((k, grid[k]) for k in shared[s:s + d])) for s in range(0, len(shared), d))
     steps += tuple(Step(tiles=((k, grid[k]),), alone=True) for k in alone)
     capacity = (len(steps) - len(alone)) * d * b1 * b2 + sum(grid[k].shape[0] * grid[k].shape[1] for k in alone)
