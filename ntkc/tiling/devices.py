@@ -102,7 +102,8 @@ class Step:
 class MeshSchedule:
     """How a tile plan runs on ``mesh``: ``layout`` (:data:`ROWS` or :data:`TILES`), the tiles of
     the whole kernel (``tiles``: what resume records), the steps that compute them, and
-    ``capacity``, the examples pairs the devices compute in all (padding and repeats included)."""
+    ``capacity``, the example pairs the devices compute in all (padding and repeats included),
+    and ``useful``, the pairs the kernel needs (with x2 = None: those on or above the diagonal)."""
 
     mesh: jax.sharding.Mesh
     layout: str
@@ -114,12 +115,17 @@ class MeshSchedule:
     def devices(self) -> int:
         return self.mesh.size
 
+    useful: int = 0
+
     @property
     def idle(self) -> float:
-        """The fraction of device-steps computing nothing of the kernel (padding, repeats, the
-        band's tiles below the diagonal)."""
-        useful = sum(t.shape[0] * t.shape[1] for t in self.tiles)
-        return 1.0 - useful / max(self.capacity, 1)
+        """The fraction of the devices' example pairs computing nothing new of the kernel
+        (padding, repeated tiles, and with x2 = None the pairs below the diagonal).
+
+        >>> MeshSchedule(mesh=None, layout=ROWS, tiles=(), steps=(), capacity=8, useful=6).idle
+        0.25
+        """
+        return 1.0 - self.useful / max(self.capacity, 1)
 
 
 def _block(plan: TilePlan) -> tuple[int, int]:
@@ -134,17 +140,19 @@ def schedule(plan: TilePlan, mesh: jax.sharding.Mesh) -> MeshSchedule:
     the mesh otherwise (see the module docstring)."""
     d = mesh.size
     b1, b2 = _block(plan)
+    useful = plan.n1 * (plan.n1 + 1) // 2 if plan.symmetric else sum(t.shape[0] * t.shape[1] for t in plan.tiles)
     if plan.banded:
         grid = band_tiles(plan.n1, plan.n2, (d * b1, b2), plan.symmetric)
         steps = tuple(Step(tiles=((k, t),), band=t.i0) for k, t in enumerate(grid))
-        return MeshSchedule(mesh=mesh, layout=ROWS, tiles=grid, steps=steps, capacity=len(grid) * d * b1 * b2)
+        return MeshSchedule(mesh=mesh, layout=ROWS, tiles=grid, steps=steps, capacity=len(grid) * d * b1 * b2,
+                            useful=useful)
     grid = plan.tiles
     alone = [k for k, t in enumerate(grid) if plan.mode == TRACE and t.shape != (b1, b2)]
     shared = sorted(set(range(len(grid))) - set(alone))
     steps = tuple(Step(tiles=tuple((k, grid[k]) for k in shared[s:s + d])) for s in range(0, len(shared), d))
     steps += tuple(Step(tiles=((k, grid[k]),), alone=True) for k in alone)
     capacity = (len(steps) - len(alone)) * d * b1 * b2 + sum(grid[k].shape[0] * grid[k].shape[1] for k in alone)
-    return MeshSchedule(mesh=mesh, layout=TILES, tiles=grid, steps=steps, capacity=capacity)
+    return MeshSchedule(mesh=mesh, layout=TILES, tiles=grid, steps=steps, capacity=capacity, useful=useful)
 
 
 def _leaves_split(plan: TilePlan, stacked: PyTree, join: bool) -> list:
