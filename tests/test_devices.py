@@ -130,3 +130,11 @@ def test_rows_over_the_mesh_keep_every_device_busy():
 def test_a_bad_mesh_is_named():
     with pytest.raises(TypeError, match="`mesh` must be a jax.sharding.Mesh, 'all' or None"):
         devices.resolve_mesh(8)
+
+
+def test_a_jax_without_shard_map_is_told_why(monkeypatch):
+    monkeypatch.delattr(jax, "shard_map")
+    with pytest.raises(RuntimeError, match="`mesh` needs `jax.shard_map`"):
+        devices.resolve_mesh("all")
+    f, _, params, x1, _ = devices_worker.model()  # one device needs no mesh
+    assert ntkc.ntk_matrix(f, params, x1[:9], block_size=4, progress=False).shape == (9, 9)
