@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/mesh_schedule.py                          # the traced MLP kernel, N = 10^6
-    python benchmarks/mesh_schedule.py --model cnn --n 1000000 --per-host 8
+    python benchmarks/mesh_schedule.py --model cnn --n 100000 --repeats 1   # (a 10^6 CNN plan lists 10^8 tiles)
 
 For each device count it plans the traced kernel (``trace_axes=(-1,)``, x2 = None) of a
 ``tiled_models`` model on ``--n`` examples with ``memory_limit`` 2 GiB per device as
