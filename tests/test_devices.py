@@ -138,3 +138,22 @@ def test_a_jax_without_shard_map_is_told_why(monkeypatch):
         devices.resolve_mesh("all")
     f, _, params, x1, _ = devices_worker.model()  # one device needs no mesh
     assert ntkc.ntk_matrix(f, params, x1[:9], block_size=4, progress=False).shape == (9, 9)
+
+
+def test_bands_are_priced_for_the_devices_and_processes_that_share_them():
+    """A band is ``devices · b1`` rows, each device's ``b1`` within the budget; with several
+    processes there are at least 4 bands per process (whole bands are shared out)."""
+    from ntkc.tiling.pricing import band_cost, choose_band
+
+    sys.path.insert(0, str(HERE))
+    from test_tiles import _Pricer
+
+    pricer = _Pricer(a=10**9, k=10**4, m=10**6, r=0, budget=600 * 10**6)
+    one = choose_band(pricer, 8000, 8000, True)
+    four = choose_band(pricer, 8000, 8000, True, devices=4)
+    assert (four[0] + four[1]) * 10**6 <= 600 * 10**6  # each device's rows fit its budget
+    assert 4 * four[0] <= 8000
+    seconds = lambda block, d: band_cost(pricer, *block, 8000, 8000, True, devices=d)[0]
+    assert seconds(four, 4) < seconds(one, 1) / 2  # four devices: more than twice as fast
+    b1, b2 = choose_band(pricer, 8000, 8000, True, devices=4, processes=2)
+    assert -(-8000 // (4 * b1)) >= 8
