@@ -43,7 +43,6 @@ from tiled import alone_times  # noqa: E402
 def measured(model: str, n: int, memory: int, spread: tuple[int, int], repeats: int) -> dict:
     """The tile plan for ``n`` examples on ``spread`` = (devices per process, processes), as
     ``ntk_matrix`` makes it for them, and its per-band and per-tile times on this machine."""
-    import ntkc
     from ntkc.tiling.driver import _options
     from ntkc.tiling.plan import make_tile_plan
 

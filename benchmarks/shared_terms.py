@@ -20,7 +20,6 @@ import math
 import pathlib
 import statistics
 import sys
-import time
 import warnings
 
 HERE = pathlib.Path(__file__).resolve().parent

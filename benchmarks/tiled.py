@@ -104,7 +104,6 @@ def predict(model: str, n: int, memory: int, repeats: int) -> dict:
 
 
 def run(model: str, n: int, memory: int, out: pathlib.Path, unsymmetric: bool, repeats: int) -> dict:
-    import jax
     import numpy as np
 
     import ntkc

@@ -27,6 +27,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from ntkc.batching import partition_kwargs
 from ntkc.tiling.bands import _batch_axes, _functions, per_example
 from ntkc.tiling.geometry import TRACE, Tile, band_tiles
 from ntkc.tiling.plan import TilePlan
@@ -214,7 +215,7 @@ def band_runner(plan: TilePlan, mesh_schedule: MeshSchedule, params) -> Callable
     chunk, d = kernel.chunk, mesh.size
     row, column, _ = _functions(kernel.plan, kernel.cut)
     spec, whole = _spec(mesh), jax.sharding.PartitionSpec()
-    side1_specs = lambda n: (context.side1.specs(n)[0], _arrays(context.side1.specs(n)[1]))
+    side1_specs = lambda n: (context.side1.specs(n)[0], partition_kwargs(context.side1.specs(n)[1])[0])
     if per_example(kernel.cut.row):
         axes = _batch_axes(jax.eval_shape(row, params, *side1_specs(1)), jax.eval_shape(row, params, *side1_specs(2)))
     else:
@@ -264,12 +265,6 @@ def band_runner(plan: TilePlan, mesh_schedule: MeshSchedule, params) -> Callable
         out = columns(band["carried"], params_on_mesh, _put(x2, mesh, False), _put(kw2, mesh, False))
         return lambda: [(index, tile, _crop(plan, _leaves_split(plan, out, join=True), tile.shape))]
     return run
-
-
-def _arrays(kwargs: dict) -> dict:
-    from ntkc.batching import partition_kwargs
-
-    return partition_kwargs(kwargs)[0]
 
 
 def runner(plan: TilePlan, mesh_schedule: MeshSchedule, params, alone: Callable) -> Callable:
