@@ -115,20 +115,24 @@ def _batch_axes(small, large) -> list:
             for u, v in zip(small, large)]
 
 
-def _assembler(row_compiled, carried, axes, chunk: int) -> Callable:
-    """``row(params, chunks)``: each chunk's row results placed in the band's arrays in place."""
+def assembler(row_call, carried, axes, chunk: int, stacked: int = 0, shardings=None) -> Callable:
+    """``row(params, chunks)``: each chunk's row results (``row_call(params, x, kw)``) placed in
+    the band's arrays in place (buffer donation). ``carried``: the band's array specs; ``axes``:
+    each one's example axis (None: not per example). ``stacked`` leading axes come before them
+    (a mesh's devices, :mod:`ntkc.tiling.devices`), with the band's arrays allocated with
+    ``shardings``."""
     def place(buffers, parts, start):
-        return tuple(part if axis is None else jax.lax.dynamic_update_slice_in_dim(buffer, part, start, axis)
+        return tuple(part if axis is None else jax.lax.dynamic_update_slice_in_dim(buffer, part, start, axis + stacked)
                      for buffer, part, axis in zip(buffers, parts, axes))
     place = jax.jit(place, donate_argnums=0)
-    allocate = jax.jit(lambda: tuple(jax.numpy.zeros(c.shape, c.dtype) for c in carried))
+    allocate = jax.jit(lambda: tuple(jax.numpy.zeros(c.shape, c.dtype) for c in carried), out_shardings=shardings)
 
     def row(params, chunks):
         if len(chunks) == 1:
-            return row_compiled(params, *chunks[0])
+            return row_call(params, *chunks[0])
         buffers = allocate()
         for k, (x, kw) in enumerate(chunks):
-            buffers = place(buffers, row_compiled(params, x, kw), k * chunk)
+            buffers = place(buffers, row_call(params, x, kw), k * chunk)
         return buffers
     return row
 
@@ -179,6 +183,6 @@ def _compile_band(plan: NTKPlan, cut: Split, side1_specs: Callable, x2, params, 
             own_compiled = jax.jit(own_fn).lower(carried, params, x2, kw2, 0).compile()
             own = lambda c, p, b, k, start: own_compiled(c, p, b, k, start)
     band_bytes = sum(math.prod(c.shape) * np.dtype(c.dtype).itemsize for c in carried) if chunk < b1 else 0
-    return BandKernel(plan=plan, cut=cut, row=_assembler(row_compiled, carried, axes, chunk),
+    return BandKernel(plan=plan, cut=cut, row=assembler(row_compiled, carried, axes, chunk),
                       column=lambda c, p, b, k: column_compiled(c, p, b, k), own=own, chunk=chunk,
                       bytes=max(_bytes(row_compiled) + band_bytes, _bytes(column_compiled)))

@@ -28,7 +28,7 @@ import jax
 import numpy as np
 
 from ntkc.batching import partition_kwargs
-from ntkc.tiling.bands import _batch_axes, _functions, per_example
+from ntkc.tiling.bands import _batch_axes, _functions, assembler, per_example
 from ntkc.tiling.geometry import TRACE, Tile, band_tiles
 from ntkc.tiling.plan import TilePlan
 
@@ -226,13 +226,10 @@ def band_runner(plan: TilePlan, mesh_schedule: MeshSchedule, params) -> Callable
     columns = _shard_map(lambda c, p, x, kw: _stacked(column(_first(c), p, x, kw)), mesh,
                          (spec, whole, whole, whole), spec)
 
-    def place(buffers, parts, start):
-        return tuple(part if axis is None else jax.lax.dynamic_update_slice_in_dim(buffer, part, start, axis + 1)
-                     for buffer, part, axis in zip(buffers, parts, axes))
-    place = jax.jit(place, donate_argnums=0)
-    stacked_shapes = [(d,) + tuple(c.shape) for c in carried]
-    allocate = jax.jit(lambda: tuple(jax.numpy.zeros(s, c.dtype) for s, c in zip(stacked_shapes, carried)),
-                       out_shardings=tuple(_sharding(mesh, True) for _ in carried))
+    stacked = [jax.ShapeDtypeStruct((d,) + tuple(c.shape), c.dtype) for c in carried]
+    on_mesh = lambda p, x, kw: rows(p, _put(x, mesh, True), _put(kw, mesh, True))
+    assemble = assembler(on_mesh, stacked, axes, chunk, stacked=1,
+                         shardings=tuple(_sharding(mesh, True) for _ in carried))
     params_on_mesh = _put(params, mesh, False)
     band: dict = {}
 
@@ -247,20 +244,11 @@ def band_runner(plan: TilePlan, mesh_schedule: MeshSchedule, params) -> Callable
             blocks.append((_stack([p[0] for p in parts]), _stack([p[1] for p in parts])))
         return blocks
 
-    def compute_band(start: int):
-        blocks = chunks(start)
-        if len(blocks) == 1:
-            return rows(params_on_mesh, *(_put(a, mesh, True) for a in blocks[0]))
-        buffers = allocate()
-        for k, (x, kw) in enumerate(blocks):
-            buffers = place(buffers, rows(params_on_mesh, _put(x, mesh, True), _put(kw, mesh, True)), k * chunk)
-        return buffers
-
     def run(step: Step):
         ((index, tile),) = step.tiles
         if band.get("start") != step.band:
             band.clear()  # the last band's arrays go before this band's exist
-            band.update(start=step.band, carried=compute_band(step.band))
+            band.update(start=step.band, carried=assemble(params_on_mesh, chunks(step.band)))
         x2, kw2 = context.side2.padded(tile.j0, tile.j1, b2)
         out = columns(band["carried"], params_on_mesh, _put(x2, mesh, False), _put(kw2, mesh, False))
         return lambda: [(index, tile, _crop(plan, _leaves_split(plan, out, join=True), tile.shape))]
