@@ -72,3 +72,8 @@ class IRError(AssertionError):
     def __init__(self, message: str, invariant: str | None = None):
         super().__init__(message)
         self.invariant = invariant
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative solver (conjugate gradients, Lanczos) stopped at its iteration budget before
+    reaching its tolerance; the message gives the residual reached."""

@@ -1,0 +1,148 @@
+"""Matrix-free kernel-vector products: ``K v = (1/T) Σ_t J_t (J_tᵀ v)`` without forming J or K.
+
+For vectors ``v`` of side 2's row shape, batched along a trailing axis of size k:
+
+1. *pull*: ``g_{t,j} = J_{2,t}ᵀ v_j`` — one VJP of ``f`` on side 2's examples per traced component
+   ``t`` and vector ``j`` (vmapped: the forward pass runs once per chunk of examples), summed
+   over chunks of examples;
+2. *push*: ``(K v_j)[a, u] = (1/T) Σ_t (J_{1,t} g_{t,j})[a, u, t]`` — one JVP of ``f`` on side 1's
+   examples per ``(t, j)`` (vmapped over a linearization), chunk by chunk.
+
+So a product costs ``T·k`` VJPs and JVPs over the examples: a traced kernel pays its traced
+size ``T`` (e.g. the number of logits) per product, a full kernel (``T = 1``) one pair.
+Chunks bound the working set: a chunk of c examples holds c examples' residuals and ``T·k``
+of their cotangents and tangents. A last, short chunk is taken as the last c examples with the
+rows already counted masked out of the pull (their push is recomputed, identically), so no input
+is padded or copied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ntkc.operator.rows import Rows, batch_first
+
+PyTree = Any
+
+
+def _split(x_first: PyTree, rows: Rows):
+    """(batched leaves, shared leaves, join) of batch-first inputs."""
+    leaves, treedef = jax.tree_util.tree_flatten(x_first)
+    axes = jax.tree_util.tree_leaves(rows.x_axes, is_leaf=lambda a: a is None)
+    batched = [leaf for leaf, a in zip(leaves, axes) if a is not None]
+    shared = [leaf for leaf, a in zip(leaves, axes) if a is None]
+
+    def join(batched_part, shared_part):
+        b, s = iter(batched_part), iter(shared_part)
+        return jax.tree_util.tree_unflatten(treedef, [next(s) if a is None else next(b) for a in axes])
+
+    return batched, shared, join
+
+
+def _chunk(batched: list, start, size: int) -> list:
+    return [lax.dynamic_slice_in_dim(leaf, start, size, axis=0) for leaf in batched]
+
+
+def _starts(n: int, size: int, i):
+    """Chunk i's first example (the last chunk ends at n) and the first one it newly covers."""
+    nominal = i * size
+    return jnp.minimum(nominal, n - size), nominal
+
+
+def pull_chunk(g: Callable, traced: int) -> Callable:
+    """``(params, x_chunk, v_chunk (c, U, k)) -> {t, j: J_tᵀ v_j}`` with leaves ``(T, k, *p)``."""
+
+    def pull(params, x_chunk, v_chunk):
+        _, back = jax.vjp(lambda p: g(p, x_chunk), params)
+
+        def one(t, column):
+            cotangent = column[:, :, None] * jax.nn.one_hot(t, traced, dtype=column.dtype)
+            return back(cotangent)[0]
+
+        per_vector = jax.vmap(one, in_axes=(None, 2))
+        return jax.vmap(per_vector, in_axes=(0, None))(jnp.arange(traced), v_chunk)
+
+    return pull
+
+
+def push_chunk(g: Callable, traced: int) -> Callable:
+    """``(params, x_chunk, pulled) -> (c, U, k)``: ``(1/T) Σ_t (J_t g_{t,j})[:, :, t]``."""
+
+    def push(params, x_chunk, pulled):
+        _, lin = jax.linearize(lambda p: g(p, x_chunk), params)
+        out = jax.vmap(jax.vmap(lin))(pulled)  # (T, k, c, U, T)
+        own = jnp.diagonal(out, axis1=0, axis2=4)  # (k, c, U, T): component t of tangent t
+        return jnp.moveaxis(own.sum(-1), 0, -1) / traced
+
+    return push
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Products:
+    """The matrix-free product of side 1 ← side 2, run in chunks of examples.
+
+    ``apply(params, x1_first, x2_first, v (N2, *U, k), chunk)`` gives ``(N1, *U, k)``; ``chunk``
+    (examples per chunk, static) bounds the working set.
+    """
+
+    f: Callable
+    rows1: Rows
+    rows2: Rows
+
+    def apply(self, params, x1_first, x2_first, v, chunk: int):
+        g1, g2 = batch_first(self.f, self.rows1), batch_first(self.f, self.rows2)
+        traced, k = self.rows2.traced, v.shape[-1]
+        pull, push = pull_chunk(g2, traced), push_chunk(g1, traced)
+        v = v.reshape(self.rows2.n, self.rows2.width, k)
+        dtype = jnp.result_type(*jax.tree_util.tree_leaves(params))
+        v = v.astype(dtype)
+
+        b2, s2, join2 = _split(x2_first, self.rows2)
+        c2 = min(chunk, self.rows2.n)
+
+        def pull_step(i, total):
+            start, fresh = _starts(self.rows2.n, c2, i)
+            rows = start + jnp.arange(c2)
+            column = lax.dynamic_slice_in_dim(v, start, c2, axis=0) * (rows >= fresh)[:, None, None]
+            part = pull(params, join2(_chunk(b2, start, c2), s2), column)
+            return jax.tree_util.tree_map(jnp.add, total, part)
+
+        zeros = jax.tree_util.tree_map(lambda p: jnp.zeros((traced, k) + jnp.shape(p), dtype), params)
+        pulled = lax.fori_loop(0, math.ceil(self.rows2.n / c2), pull_step, zeros)
+
+        b1, s1, join1 = _split(x1_first, self.rows1)
+        c1 = min(chunk, self.rows1.n)
+
+        def push_step(i, out):
+            start, _ = _starts(self.rows1.n, c1, i)
+            part = push(params, join1(_chunk(b1, start, c1), s1), pulled)
+            return lax.dynamic_update_slice_in_dim(out, part.astype(out.dtype), start, axis=0)
+
+        out = jnp.zeros((self.rows1.n, self.rows1.width, k), dtype)
+        out = lax.fori_loop(0, math.ceil(self.rows1.n / c1), push_step, out)
+        return out.reshape(self.rows1.shape + (k,))
+
+    def chunk_program(self, params, x1_first, x2_first, size: int, k: int = 1):
+        """One chunk's pull and push (size examples a side, k vectors), compiled: its XLA cost
+        and memory analyses price a product and size the chunks."""
+        g1, g2 = batch_first(self.f, self.rows1), batch_first(self.f, self.rows2)
+        pull, push = pull_chunk(g2, self.rows2.traced), push_chunk(g1, self.rows2.traced)
+        b1, s1, join1 = _split(x1_first, self.rows1)
+        b2, s2, join2 = _split(x2_first, self.rows2)
+        dtype = jnp.result_type(*jax.tree_util.tree_leaves(params))
+        size1, size2 = min(size, self.rows1.n), min(size, self.rows2.n)
+
+        def both(params, c1, c2, shared1, shared2, column):
+            pulled = pull(params, join2(c2, shared2), column)
+            return push(params, join1(c1, shared1), pulled)
+
+        spec = lambda leaf, n: jax.ShapeDtypeStruct((n,) + leaf.shape[1:], leaf.dtype)
+        column = jax.ShapeDtypeStruct((size2, self.rows2.width, k), dtype)
+        return jax.jit(both).lower(params, [spec(l, size1) for l in b1], [spec(l, size2) for l in b2],
+                                   s1, s2, column).compile()
