@@ -25,9 +25,9 @@ class Nystrom:
     """``A ≈ U diag(values) Uᵀ``.
 
     >>> A = np.diag([100.0, 10.0, 1.0, 0.1])
-    >>> approx = Nystrom.sketch(lambda v: A @ v, 4, rank=2, seed=0, precision=1e-7)
-    >>> np.round(approx.values, 3).tolist()
-    [100.0, 10.0]
+    >>> approx = Nystrom.sketch(lambda v: A @ v, 4, rank=4, seed=0, precision=1e-12)
+    >>> np.round(approx.values, 6).tolist()
+    [100.0, 10.0, 1.0, 0.1]
     """
 
     vectors: np.ndarray  # (n, r)

@@ -38,7 +38,7 @@ def expm1_of(s: np.ndarray):
     """``λ ↦ expm1(−s λ)`` on eigenvalues (negative rounding clamped to 0), for each ``s``.
 
     >>> np.round(expm1_of(np.array([1.0]))(np.array([0.0, 2.0])), 4).tolist()
-    [[0.0, -0.8647]]
+    [[-0.0, -0.8647]]
     """
     return lambda values: np.expm1(-np.multiply.outer(s, _positive_part(values)))
 
@@ -141,8 +141,9 @@ def gradient_descent_mse(k_train_train, y_train, learning_rate: float = 1.0, dia
     >>> import numpy as np, ntkc
     >>> k = np.array([[2.0, 0.5], [0.5, 1.0]]); y = np.array([[1.0], [-1.0]])
     >>> predict = ntkc.predict.gradient_descent_mse(k, y)
-    >>> np.round(predict(t=None, fx_train_0=0.0, fx_test_0=np.zeros((1, 1)), k_test_train=k[:1])[1], 6)
-    array([[1.]])
+    >>> train, test = predict(t=None, fx_train_0=0.0, fx_test_0=np.zeros((1, 1)), k_test_train=k[:1])
+    >>> np.round(np.asarray(test), 6).tolist()     # the test input is the first training input
+    [[1.0]]
     """
     targets = _Targets(y_train, trace_axes)
     if isinstance(k_train_train, NTKOperator):
