@@ -107,7 +107,7 @@ def frobenius_norm(op, *, samples: int = 60, seed: int = 0) -> tuple[float, floa
     rest = probes - basis @ (basis.T @ probes)
     per_probe = np.sum(product(rest) ** 2, axis=0)
     square = low_rank + per_probe.mean()
-    spread = 2 * per_probe.std(ddof=1) / np.sqrt(third) if third > 1 else abs(per_probe[0])
+    spread = 3 * per_probe.std(ddof=1) / np.sqrt(third) if third > 1 else abs(per_probe[0])
     norm = float(np.sqrt(max(square, 0.0)))
     return norm, float(spread / (2 * norm)) if norm else 0.0
 

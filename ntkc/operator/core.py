@@ -353,8 +353,9 @@ class NTKOperator:
 
     def frobenius_norm(self, *, samples: int = 60, seed: int = 0) -> tuple[float, float]:
         """``(estimate, error)`` of ``‖K‖_F``: exact (error 0) for a dense operator, Hutch++ on
-        ``K²`` with ``samples`` products otherwise (error: about two standard deviations of the
-        estimate, from its random part's sample variance)."""
+        ``K²`` with ``samples`` products otherwise (error: three standard deviations of the
+        estimate, from its random part's sample variance — itself an estimate, from a third of
+        the samples)."""
         from ntkc.linalg import spectrum
 
         self._need_square("frobenius_norm")
