@@ -91,9 +91,16 @@ def meshes(path: str) -> None:
         error = ""
     except ValueError as e:
         error = str(e)
+    operators = {}
+    for count, examples in (("even", x), ("uneven", x1)):  # 40 examples: the matrix split by rows
+        alone = ntkc.ntk_operator(f, params, examples, trace_axes=(), mode="dense")
+        spread = ntkc.ntk_operator(f, params, examples, trace_axes=(), mode="dense", mesh="all")
+        v = np.random.default_rng(1).normal(size=alone.vector_shape + (2,)).astype(np.float32)
+        results[f"operator_{count}"], results[f"operator_{count}_alone"] = np.asarray(spread @ v), np.asarray(alone @ v)
+        operators[count] = len(spread._held.matrix.sharding.device_set)
     np.savez(path, **results)
     with open(path + ".json", "w") as fh:
-        json.dump({"shards": shards, "devices": len(jax.devices()), "error": error}, fh)
+        json.dump({"shards": shards, "devices": len(jax.devices()), "error": error, "operators": operators}, fh)
 
 
 def process(k: int, port: int, folder: str) -> None:

@@ -74,6 +74,14 @@ def test_a_sharded_kernel_is_the_host_kernel_split_by_rows(on_meshes):
     assert "37 rows" in facts["error"] and "8 devices" in facts["error"]
 
 
+def test_a_dense_operator_on_a_mesh_is_one_devices_operator(on_meshes):
+    """Its tiles spread over 8 devices; its matrix kept there, split by rows, when they divide."""
+    kernels, facts = on_meshes
+    for count in ("even", "uneven"):
+        assert close(kernels[f"operator_{count}"], kernels[f"operator_{count}_alone"]), count
+    assert facts["operators"] == {"even": 8, "uneven": 1}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -126,14 +126,16 @@ class Held:
     def tile_budget(self) -> int:
         return max(self.budget - self.matrix_bytes, self.budget // 4)
 
-    def kernel(self, **axes) -> np.ndarray:
-        """The tiled kernel (:func:`ntkc.ntk_matrix`) with these axis settings."""
+    def kernel(self, sharded: bool = False, **axes) -> np.ndarray:
+        """The tiled kernel (:func:`ntkc.ntk_matrix`) with these axis settings, its tiles spread
+        over the mesh; ``sharded``: kept on the mesh's devices, split by rows, when they divide
+        evenly (else assembled on the host)."""
         from ntkc.tiling import ntk_matrix
         from ntkc.tiling.driver import SHARDED
 
+        split = sharded and self.mesh is not None and self.rows1.n % self.mesh.size == 0
         return ntk_matrix(self.f, self.params, self.x1, self.x2, vmap_axes=self.vmap_axes,
-                          memory_limit=self.tile_budget(), mesh=self.mesh,
-                          out=SHARDED if self.mesh is not None else None, **axes)
+                          memory_limit=self.tile_budget(), mesh=self.mesh, out=SHARDED if split else None, **axes)
 
     def kept_axes(self) -> list[int]:
         ndim = len(self.rows1.untraced) + 1 + len(self.rows1.trace_axes)
@@ -143,7 +145,7 @@ class Held:
         """The matrix, ``(N1·U, N2·U)`` (once)."""
         if self.matrix is not None:
             return
-        kernel = self.kernel(trace_axes=self.trace_axes)
+        kernel = self.kernel(sharded=True, trace_axes=self.trace_axes)
         kept = self.kept_axes()
         position = kept.index(self.rows1.out_axis)
         order = [position] + [i for i in range(len(kept)) if i != position]
@@ -428,7 +430,9 @@ def ntk_operator(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = No
         for ``expected_products`` products (:attr:`NTKOperator.choice` says what it chose and why).
       memory_limit: bytes for the operator's working set — the dense matrix and its tiles, or
         a product's chunks of examples. None: half of the memory available now.
-      mesh: a ``jax.sharding.Mesh`` (or ``"all"``) the dense matrix's tiles are spread over.
+      mesh: a ``jax.sharding.Mesh`` (or ``"all"``) the dense matrix's tiles are spread over;
+        the matrix stays on its devices, split by rows, when they divide the examples evenly.
+        Matrix-free products run on one device.
       expected_products: how many products the operator will serve, for ``"auto"``; None: the
         solver using it says (``solve``, ``eigvalsh``, ``ntkc.predict``), else one.
 
