@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -282,6 +282,20 @@ def _gather_theta_label(a, n, s, dn, offset_label, batch, idx_batch_shape, clip)
     return f"t{a}", constant_factor((offset_label, f"t{a}"), np.eye(s, n))
 
 
+class GatherDims(NamedTuple):
+    """A gather's dimension numbers as int tuples, batching axes included (empty where the
+    traced JAX has none: its ``GatherDimensionNumbers`` gained them in 0.4.31)."""
+    offset_dims: tuple
+    collapsed_slice_dims: tuple
+    start_index_map: tuple
+    operand_batching_dims: tuple = ()
+    start_indices_batching_dims: tuple = ()
+
+
+def _ints(dn, field: str) -> tuple:
+    return tuple(int(d) for d in getattr(dn, field, ()))
+
+
 @defrule("gather")
 def gather_rule(shapes, pos, out_shape, name, *, dimension_numbers, slice_sizes, mode, **params) -> JacobianForm:
     """z = gather(θ, idx): z[b, o] = θ[start(b) + o] on the sliced axes. Per indexed operand axis
@@ -292,9 +306,7 @@ def gather_rule(shapes, pos, out_shape, name, *, dimension_numbers, slice_sizes,
     deltas with the output batch dims, other un-indexed axes start at 0 (constant selection)."""
     _require_position(pos, 0, name)
     dn = dimension_numbers
-    dn = lax.GatherDimensionNumbers(**{f: tuple(int(d) for d in getattr(dn, f)) for f in (
-        "offset_dims", "collapsed_slice_dims", "start_index_map",
-        "operand_batching_dims", "start_indices_batching_dims")})
+    dn = GatherDims(*(_ints(dn, f) for f in GatherDims._fields))
     clip = _gather_mode(mode)
     idx_batch_shape = tuple(shapes[1][:-1])
     out = [f"o{d}" for d in range(len(out_shape))]
@@ -325,12 +337,11 @@ def scatter_add_rule(shapes, pos, out_shape, name, *, dimension_numbers, mode, *
         return JacobianForm(out_labels=labels, theta_labels=labels)
     _require_position(pos, 2, name)
     dn = dimension_numbers
-    ints = lambda field: tuple(int(d) for d in getattr(dn, field))
-    gather_dn = lax.GatherDimensionNumbers(
-        offset_dims=ints("update_window_dims"), collapsed_slice_dims=ints("inserted_window_dims"),
-        start_index_map=ints("scatter_dims_to_operand_dims"),
-        operand_batching_dims=ints("operand_batching_dims"),
-        start_indices_batching_dims=ints("scatter_indices_batching_dims"))
+    gather_dn = GatherDims(
+        offset_dims=_ints(dn, "update_window_dims"), collapsed_slice_dims=_ints(dn, "inserted_window_dims"),
+        start_index_map=_ints(dn, "scatter_dims_to_operand_dims"),
+        operand_batching_dims=_ints(dn, "operand_batching_dims"),
+        start_indices_batching_dims=_ints(dn, "scatter_indices_batching_dims"))
     windows = iter(shapes[2][d] for d in gather_dn.offset_dims)
     slice_sizes = tuple(1 if a in gather_dn.collapsed_slice_dims or a in gather_dn.operand_batching_dims
                         else next(windows) for a in range(len(shapes[0])))
