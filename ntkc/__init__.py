@@ -6,7 +6,7 @@ from ntkc.api import ntk_fn
 from ntkc.axes import KernelAxes
 from ntkc.compiled import CompiledNTK, compile, deserialize
 from ntkc.errors import (
-    ComplexIntermediates, ConvergenceWarning, DenseFallbackWarning, ExportError, MethodFallbackWarning, MultiOutputConsumer,
+    ComplexIntermediates, ConvergenceWarning, DenseFallbackWarning, ExportError, ForwardModeUnavailable, MethodFallbackWarning, MultiOutputConsumer,
     ReverseModeUnavailable, StructureUnavailable,
 )
 from ntkc.methods import METHODS, Method
@@ -18,5 +18,5 @@ from ntkc.tiling import TilePlan, ntk_matrix, tile_plan
 __all__ = ["ntk_fn", "valid_methods", "KernelAxes", "METHODS", "Method", "cost_report", "CostReport",
            "compile", "CompiledNTK", "deserialize", "plan", "run_plan", "NTKPlan", "ntk_matrix", "tile_plan", "TilePlan",
            "ntk_operator", "NTKOperator", "identity", "predict", "ConvergenceWarning",
-           "StructureUnavailable", "ComplexIntermediates", "ReverseModeUnavailable", "MultiOutputConsumer",
+           "StructureUnavailable", "ComplexIntermediates", "ReverseModeUnavailable", "ForwardModeUnavailable", "MultiOutputConsumer",
            "MethodFallbackWarning", "DenseFallbackWarning", "ExportError", "__version__"]

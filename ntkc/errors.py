@@ -42,6 +42,20 @@ class ReverseModeUnavailable(StructureUnavailable):
            "is computed by forward-mode Jacobian contraction (method='jacobian') instead.")
 
 
+class ForwardModeUnavailable(NotImplementedError):
+    """``f``'s linear program contains the backward rule of a ``jax.custom_vjp`` function, which
+    JAX runs only in reverse mode: NTK-vector products (forward mode) do not exist for it, so that
+    method falls back to Jacobian contraction; the structured method transposes the rule."""
+
+    why = ("ntkc: f's linearization contains '{name}' (from {source}), the backward rule of a "
+           "jax.custom_vjp function, which runs only in reverse mode; NTK-vector products need "
+           "forward mode, so the NTK is computed by Jacobian contraction (method='jacobian') instead.")
+
+    def __init__(self, eqn):
+        self.primitive, self.source = eqn.name, eqn.source
+        super().__init__(self.why.format(name=eqn.name, source=eqn.source))
+
+
 class MultiOutputConsumer(StructureUnavailable):
     """A parameter is read directly by a primitive with several outputs, which has no einsum
     form of its Jacobian; the kernel is computed by Jacobian contraction instead."""

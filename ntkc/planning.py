@@ -46,7 +46,7 @@ from ntkc.ir.printer import render
 from ntkc.methods import METHODS
 from ntkc.methods.calls import input_values
 from ntkc.passes.cost import MethodCost, SizeNames
-from ntkc.passes.pipeline import compile_plan, lower_sides, reverse_blocker
+from ntkc.passes.pipeline import compile_plan, forward_blocker, lower_sides, reverse_blocker
 from ntkc.passes.select import choose, examples_of
 from ntkc.problem import NTKProblem, build_problem
 
@@ -107,6 +107,7 @@ class Analysis:
         self.memory_limit = options.memory_limit
         self.lowered = lower_sides(problem, self.params, memory_limit=self.memory_limit, loops=loops)
         self.reverse = reverse_blocker(self.lowered)
+        self.forward_blocker = forward_blocker(self.lowered)
         self._compiled = None
         self._costs: dict = {}
         self._plans: dict = {}
@@ -167,7 +168,7 @@ class Analysis:
         if self.structure_error is not None:  # the method every model supports
             return "jacobian", f"jacobian: the structured method does not apply ({self.structure_error})"
         itemsize = max(np.dtype(p.dtype).itemsize for p in jax.tree_util.tree_leaves(self.params))
-        costs = self.costs()
+        costs = {m: c for m, c in self.costs().items() if METHODS[m].fallback(self) is None}
         method = choose(costs, self.memory_limit, itemsize)
         return method, f"{method}: the fewest predicted FLOPs among the methods that fit"
 

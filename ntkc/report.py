@@ -27,6 +27,7 @@ import jax
 import numpy as np
 
 from ntkc.ir.compilation import Compilation
+from ntkc.methods import METHODS
 from ntkc.passes.cost import MethodCost, SizeNames, evaluate
 from ntkc.passes.select import cheapest, examples_of
 from ntkc.planning import NTKPlan, PlanOptions, check_options, execute, plan_for
@@ -49,6 +50,10 @@ class CostReport:
       comp: the structured compilation the prices were read from.
       xla: method -> FLOPs of its lowered program by XLA's ``cost_analysis()`` (``xla=True``).
       itemsize: bytes per element of the kernel's dtype (memory is priced in elements).
+      fallbacks: what falls back, and why: ``method -> reason`` for a method that does not apply
+        to ``f`` (it runs Jacobian contraction instead, so it is never chosen), and
+        ``"structured θk"`` for a parameter consumer whose Jacobian block is dense (no structure
+        rule), each naming the primitive and the user's line.
     """
 
     costs: Mapping[str, MethodCost]
@@ -58,6 +63,7 @@ class CostReport:
     chosen: str | None
     xla: Mapping[str, float] | None = None
     itemsize: int = 4
+    fallbacks: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def numeric(self, method: str) -> tuple[int | None, int | None]:
         """(FLOPs, memory elements) of a method at the actual sizes, None where unknown."""
@@ -70,7 +76,7 @@ class CostReport:
     def why(self) -> str:
         if self.chosen is None:
             return "no choice: some sizes are symbolic without a value (pass dims=...)"
-        flops = {m: self.numeric(m)[0] for m in self.costs}
+        flops = {m: self.numeric(m)[0] for m in self.costs if m not in self.fallbacks}
         ranked = sorted(flops, key=flops.get)
         if len(ranked) < 2 or not flops[ranked[0]]:
             return f"{self.chosen}: cheapest predicted FLOPs"
@@ -110,7 +116,7 @@ class CostReport:
                 "xla_flops": None if self.xla is None else self.xla.get(m),
             }
         return {"values": dict(self.values), "chosen": self.chosen, "why": self.why(),
-                "methods": methods, "consumers": self.consumers()}
+                "methods": methods, "consumers": self.consumers(), "fallbacks": dict(self.fallbacks)}
 
     def json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, sort_keys=True)
@@ -133,6 +139,8 @@ class CostReport:
                   "| leaf | shape | consumer | structure | order |", "|---|---|---|---|---|"]
         lines += [f"| {c['leaf']} | {c['shape']} | {c['consumer']} | {c['kind']} | {c['orders'][0] if c['orders'] else '–'} |"
                   for c in self.consumers()]
+        if self.fallbacks:
+            lines += ["", "Fallbacks:", ""] + [f"- {k}: {v}" for k, v in self.fallbacks.items()]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -154,6 +162,10 @@ class CostReport:
             shape = "(" + ", ".join(c["shape"]) + ")"
             order = f"  order {c['orders'][0]}" if c["orders"] else ""
             lines.append(_clip(f"  θ{c['leaf']} {shape}  {c['consumer']}  [{c['kind']}]{order}", width))
+        if self.fallbacks:
+            lines += ["", "fallbacks:"]
+            for k, v in self.fallbacks.items():
+                lines += wrap(f"  {k}: ", v)
         return "\n".join(lines)
 
 
@@ -229,11 +241,30 @@ def plan_report(plan: NTKPlan, *, dims: Mapping[str, int] | None = None, probes:
     costs = {m: costs[m] for m in METHOD_ORDER}
     values = {s.name: v for v, s in names.symbols.items() if s.name not in probes}
     values.update({k: v for k, v in dims.items() if k in probes})
-    report = CostReport(costs=costs, values=values, names=names, comp=plan.compilation, chosen=None, itemsize=itemsize)
-    flops = {m: report.numeric(m)[0] for m in costs}
+    report = CostReport(costs=costs, values=values, names=names, comp=plan.compilation, chosen=None, itemsize=itemsize,
+                        fallbacks=fallbacks_of(plan))
+    flops = {m: report.numeric(m)[0] for m in costs if m not in report.fallbacks}
     chosen = None if any(v is None for v in flops.values()) else cheapest(flops)
     xla_flops = {m: _xla_flops(plan.with_method(m), kwargs) for m in costs} if xla else None
     return dataclasses.replace(report, chosen=chosen, xla=xla_flops)
+
+
+def fallbacks_of(plan: NTKPlan) -> dict[str, str]:
+    """Methods that do not apply to the plan's ``f`` and dense consumers of its structured plan,
+    each with its reason (see :attr:`CostReport.fallbacks`)."""
+    analysis = plan.analysis
+    out = {}
+    for method in METHOD_ORDER:
+        reason = METHODS[method].fallback(analysis)
+        if reason is not None:
+            out[method] = str(reason)
+    if "structured" not in out:
+        for side_ir in plan.compilation.sides[:1]:
+            for use in side_ir.uses:
+                if not use.has_rule:
+                    out[f"structured θ{use.leaf}"] = (f"'{use.eqn.name}' (from {use.eqn.source}) has no structure rule: "
+                                                      "its exact dense Jacobian block is used")
+    return out
 
 
 def _xla_flops(plan: NTKPlan, kwargs: Mapping[str, Any]) -> float | None:

@@ -156,6 +156,7 @@ def _sweep(side_ir, env: dict, out_shapes) -> dict:
 
     def cut(deltas):
         vals = {t: jnp.zeros(t.shape, t.dtype) for t in graph.tangent_inputs}
+        zero = set(graph.tangent_inputs)  # vars known to be zero: no delta reaches them
         extra = {t.var: d for t, d in zip(targets, deltas) if t.loop is None}
         inner: dict = {}
         for t, d in zip(targets, deltas):
@@ -163,6 +164,15 @@ def _sweep(side_ir, env: dict, out_shapes) -> dict:
                 inner.setdefault(t.loop, {})[t.var] = d
         for eqn in graph.eqns:
             if not eqn.linear:
+                continue
+            linear = [v for v in eqn.inputs if isinstance(v, Var) and v in vals]
+            if linear and all(v in zero for v in linear) and eqn not in inner:
+                # linear in zero inputs: zero, without running it (a custom_vjp's backward rule
+                # cannot run forward at all)
+                for var in eqn.outputs:
+                    vals[var] = extra[var] if var in extra else jnp.zeros(var.shape, var.dtype)
+                    if var not in extra:
+                        zero.add(var)
                 continue
             ins = [vals[v] if isinstance(v, Var) and v in vals else _read(env, v) for v in eqn.inputs]
             outs = run_loop(eqn, ins, env, inner.get(eqn, {})) if eqn.loop is not None else bind(eqn, ins)
@@ -173,13 +183,16 @@ def _sweep(side_ir, env: dict, out_shapes) -> dict:
 
     stacked = lambda t: ((t.loop.loop.length,) if t.loop is not None else ()) + tuple(t.var.shape)
     zeros = [jnp.zeros(stacked(t), t.var.dtype) for t in targets]
-    outs, vjp = jax.vjp(cut, zeros)
+    # ``cut`` is linear in the deltas: transposing it (rather than differentiating it) runs each
+    # primitive's transpose rule — the backward rule of a custom_vjp (``custom_lin``) included.
+    outs = jax.eval_shape(cut, zeros)
+    transpose = jax.linear_transpose(cut, zeros)
     cotangents = {}
     for u, shape in enumerate(out_shapes):
         n_out = math.prod(shape)
         basis = jnp.eye(n_out, dtype=outs[u].dtype).reshape((n_out,) + tuple(shape))
-        seed = lambda e, u=u: tuple(e if j == u else jnp.zeros_like(o) for j, o in enumerate(outs))
-        cots = jax.vmap(lambda e, seed=seed: vjp(seed(e))[0])(basis)  # one (n_out, [T,] *z) per target
+        seed = lambda e, u=u: tuple(e if j == u else jnp.zeros(o.shape, o.dtype) for j, o in enumerate(outs))
+        cots = jax.vmap(lambda e, seed=seed: transpose(seed(e))[0])(basis)  # one (n_out, [T,] *z) per target
         for target, cot in zip(targets, cots):
             cot = cot.reshape(tuple(shape) + stacked(target))
             first = len(shape) + (target.loop is not None)

@@ -16,6 +16,9 @@ import numpy as np
 #: Primitives of a linear program that JAX cannot transpose: a ``while`` whose trip count
 #: depends on the data (a ``fori_loop`` with static bounds is a ``scan``, which transposes).
 NOT_TRANSPOSABLE = frozenset({"while"})
+#: Linear primitives with a transpose rule only: ``custom_lin`` is a ``jax.custom_vjp``
+#: function's backward rule in a linearized program — it runs in reverse mode, never forward.
+NOT_FORWARD = frozenset({"custom_lin"})
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -139,6 +142,11 @@ class Graph:
         """Linear equations reverse mode cannot run (:data:`NOT_TRANSPOSABLE`): with any, only
         forward-mode Jacobians of this program exist."""
         return [e for e, _, _ in self.walk() if e.linear and e.name in NOT_TRANSPOSABLE]
+
+    def forward_blockers(self) -> list[Eqn]:
+        """Linear equations forward mode cannot run (:data:`NOT_FORWARD`): with any, no
+        Jacobian-vector product of this program exists, only reverse mode."""
+        return [e for e, _, _ in self.walk() if e.linear and e.name in NOT_FORWARD]
 
     def complex_eqns(self) -> list[Eqn]:
         """Linear equations with a complex output (the structured method's factors, cotangents

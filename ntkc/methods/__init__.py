@@ -59,7 +59,7 @@ register(Method(
     name="jacobian", program=jacobian_program, cost=jacobian_cost, fallback=lambda analysis: None,
     summary="both Jacobians, contracted leaf by leaf"))
 register(Method(
-    name="ntvp", program=ntvp_program, cost=ntvp_cost, fallback=lambda analysis: analysis.reverse,
+    name="ntvp", program=ntvp_program, cost=ntvp_cost, fallback=lambda analysis: analysis.reverse or analysis.forward_blocker,
     summary="NTK-vector products: x1 linearized once, x2's VJP reused per column"))
 register(Method(
     name="structured", program=structured_program, cost=structured_cost,

@@ -472,5 +472,15 @@ def ntk_operator(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = No
                 trace_axes=rows1.trace_axes, vmap_axes=vmap_axes, requested=mode, budget=budget,
                 mesh=resolve_mesh(mesh), expected_products=expected_products, x1_first=x1_first,
                 x2_first=x1_first if x2 is None else examples_first(x2, rows2))
-    held.products = Products(f, rows1, rows2)
+    held.products = Products(f, rows1, rows2, forward=_forward_mode(f, held.params, x1_first, rows1))
     return NTKOperator(held)
+
+
+def _forward_mode(f, params, x1_first, rows1) -> bool:
+    """Whether JAX linearizes ``f`` forward on one example of x1 (not through a custom_vjp)."""
+    from ntkc.operator.products import _split, has_forward_mode
+    from ntkc.operator.rows import batch_first
+
+    batched, shared, join = _split(x1_first, rows1)
+    example = join([jax.ShapeDtypeStruct((1,) + leaf.shape[1:], leaf.dtype) for leaf in batched], shared)
+    return has_forward_mode(batch_first(f, rows1), params, example)

@@ -71,11 +71,36 @@ def pull_chunk(g: Callable, traced: int) -> Callable:
     return pull
 
 
-def push_chunk(g: Callable, traced: int) -> Callable:
+def forward_map(g: Callable, params, x_chunk, forward: bool) -> Callable:
+    """``t ↦ J t`` for ``p ↦ g(p, x_chunk)`` at ``params``: a linearization (forward mode), or —
+    for a model JAX cannot run forward (a ``jax.custom_vjp`` in it) — the transpose of its VJP."""
+    if forward:
+        return jax.linearize(lambda p: g(p, x_chunk), params)[1]
+    out, back = jax.vjp(lambda p: g(p, x_chunk), params)
+    transposed = jax.linear_transpose(lambda c: back(c)[0], out)
+    return lambda t: transposed(t)[0]
+
+
+def has_forward_mode(g: Callable, params, x_chunk) -> bool:
+    """Whether JAX can linearize ``g`` in forward mode (shapes only: nothing runs)."""
+    try:
+        def probe(p, xc):  # applied under vmap: a custom_vjp's rule refuses there (eval_shape alone runs it)
+            lin = jax.linearize(lambda q: g(q, xc), p)[1]
+            return jax.vmap(lin)(jax.tree_util.tree_map(lambda leaf: leaf[None], p))
+
+        jax.eval_shape(probe, params, x_chunk)
+    except TypeError as e:
+        if "custom_vjp" in str(e):
+            return False
+        raise
+    return True
+
+
+def push_chunk(g: Callable, traced: int, forward: bool = True) -> Callable:
     """``(params, x_chunk, pulled) -> (c, U, k)``: ``(1/T) Σ_t (J_t g_{t,j})[:, :, t]``."""
 
     def push(params, x_chunk, pulled):
-        _, lin = jax.linearize(lambda p: g(p, x_chunk), params)
+        lin = forward_map(g, params, x_chunk, forward)
         out = jax.vmap(jax.vmap(lin))(pulled)  # (T, k, c, U, T)
         own = jnp.diagonal(out, axis1=0, axis2=4)  # (k, c, U, T): component t of tangent t
         return jnp.moveaxis(own.sum(-1), 0, -1) / traced
@@ -88,17 +113,19 @@ class Products:
     """The matrix-free product of side 1 ← side 2, run in chunks of examples.
 
     ``apply(params, x1_first, x2_first, v (N2, *U, k), chunk)`` gives ``(N1, *U, k)``; ``chunk``
-    (examples per chunk, static) bounds the working set.
+    (examples per chunk, static) bounds the working set. ``forward``: JAX can linearize ``f``
+    (else its pushes transpose its VJP).
     """
 
     f: Callable
     rows1: Rows
     rows2: Rows
+    forward: bool = True
 
     def apply(self, params, x1_first, x2_first, v, chunk: int):
         g1, g2 = batch_first(self.f, self.rows1), batch_first(self.f, self.rows2)
         traced, k = self.rows2.traced, v.shape[-1]
-        pull, push = pull_chunk(g2, traced), push_chunk(g1, traced)
+        pull, push = pull_chunk(g2, traced), push_chunk(g1, traced, self.forward)
         v = v.reshape(self.rows2.n, self.rows2.width, k)
         dtype = jnp.result_type(*jax.tree_util.tree_leaves(params))
         v = v.astype(dtype)
@@ -132,7 +159,7 @@ class Products:
         """One chunk's pull and push (size examples a side, k vectors), compiled: its XLA cost
         and memory analyses price a product and size the chunks."""
         g1, g2 = batch_first(self.f, self.rows1), batch_first(self.f, self.rows2)
-        pull, push = pull_chunk(g2, self.rows2.traced), push_chunk(g1, self.rows2.traced)
+        pull, push = pull_chunk(g2, self.rows2.traced), push_chunk(g1, self.rows2.traced, self.forward)
         b1, s1, join1 = _split(x1_first, self.rows1)
         b2, s2, join2 = _split(x2_first, self.rows2)
         dtype = jnp.result_type(*jax.tree_util.tree_leaves(params))

@@ -19,7 +19,7 @@ import jax
 
 from ntkc.batching import Side, same_examples, shape_structs
 from ntkc.errors import (  # noqa: F401  (MethodFallbackWarning, StructureUnavailable: re-exported)
-    ComplexIntermediates, MethodFallbackWarning, ReverseModeUnavailable, StructureUnavailable,
+    ComplexIntermediates, ForwardModeUnavailable, MethodFallbackWarning, ReverseModeUnavailable, StructureUnavailable,
 )
 from ntkc.backends.operands import operand_shapes
 from ntkc.ir.compilation import Compilation, CotangentTarget, SideIR  # noqa: F401  (re-exported)
@@ -67,6 +67,15 @@ def reverse_blocker(comp: Compilation) -> ReverseModeUnavailable | None:
         blockers = s.graph.reverse_blockers()
         if blockers:
             return ReverseModeUnavailable(blockers[0])
+    return None
+
+
+def forward_blocker(comp: Compilation) -> ForwardModeUnavailable | None:
+    """Why the lowered ``f`` has no forward mode (a ``jax.custom_vjp`` in it), or None."""
+    for s in comp.sides:
+        blockers = s.graph.forward_blockers()
+        if blockers:
+            return ForwardModeUnavailable(blockers[0])
     return None
 
 

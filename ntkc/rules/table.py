@@ -26,6 +26,7 @@ import opt_einsum
 
 from ntkc.ir.forms import FactorSpec, JacobianForm
 from ntkc.ir.from_jaxpr import bind
+from ntkc.ir.graph import NOT_FORWARD
 
 Rule = Callable[..., JacobianForm]
 Recipe = Callable
@@ -79,7 +80,9 @@ def dense_rule(shapes, pos, out_shape, name, **params) -> JacobianForm:
 @defrecipe("dense")
 def dense(spec, eqn, read, linear_zero):
     """∂z/∂θ as one array of shape ``z.shape + θ.shape``: the primitive applied to a basis of θ
-    with every other linear input zero. Exact for any linear primitive; costs P evaluations."""
+    with every other linear input zero (P evaluations); for a primitive that runs only
+    transposed (:data:`~ntkc.ir.graph.NOT_FORWARD`: a custom_vjp's backward rule), its
+    transpose applied to a basis of z (one row of the block each). Exact for any linear primitive."""
     pos = spec.operand
     theta_shape = tuple(eqn.inputs[pos].shape)
     size = math.prod(theta_shape)
@@ -90,6 +93,11 @@ def dense(spec, eqn, read, linear_zero):
         vals[pos] = e.reshape(theta_shape)
         return bind(eqn, vals)[0]
 
+    if eqn.name in NOT_FORWARD:  # runs only transposed: the block's rows, one per entry of z
+        out = eqn.outputs[0]
+        transposed = jax.linear_transpose(apply, jnp.zeros(theta_shape, dtype))
+        rows = jax.vmap(lambda c: transposed(c.reshape(out.shape))[0])(jnp.eye(math.prod(out.shape), dtype=out.dtype))
+        return rows.reshape(tuple(out.shape) + theta_shape)
     cols = jax.vmap(apply)(jnp.eye(size, dtype=dtype))  # (P, *z)
     z_nd = cols.ndim - 1
     cols = cols.reshape(theta_shape + cols.shape[1:])

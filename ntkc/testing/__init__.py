@@ -12,7 +12,7 @@ parameters and outputs, keyword arguments and batch-coupled models.
 (3, 3)
 """
 
-from ntkc.testing import control, makers  # noqa: F401  (register the models)
+from ntkc.testing import control, custom_vjp, makers  # noqa: F401  (register the models)
 from ntkc.testing.zoo import ZOO, ZooInstance, ZooModel, get
 
 __all__ = ["ZooModel", "ZooInstance", "ZOO", "get"]
