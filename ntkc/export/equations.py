@@ -1,223 +1,44 @@
 """The one equation printer: Python source for the equations of a traced program.
 
-Each equation becomes one line ``out = <call>``. A few primitives have a readable form
-(:data:`PRETTY`: ``a + b``, ``lax.tanh(a)``, ``lax.dot_general(...)``) used when their params
-are exactly what that form binds; every other equation is written as
-``lax.<name>_p.bind(*inputs, **params)`` — the same primitive with the same parameters, so
-the exported program computes what the in-memory one computes (sharding annotations, which
-place data but do not change values, are dropped: an exported module runs on one device).
-Control flow (``scan``, ``cond``,
+Each equation the outputs depend on becomes one line ``out = <call>``, the call being the
+public ``jax.lax`` / ``jax.numpy`` form of :mod:`ntkc.export.public_forms`, so the module reads
+as a person would write it and runs on every supported JAX. Equations that only copy or place
+data write no line (their outputs take their inputs' names). Control flow (``scan``, ``cond``,
 ``while``: :data:`NESTED`) becomes nested Python functions passed to ``lax.scan``,
-``lax.switch`` and ``lax.while_loop``. Literals and constants keep the dtypes the traced
-program gives them. Parameters are written as Python expressions by :func:`value_source`; a
-parameter with no source form raises :class:`ExportError` naming the primitive and the parameter.
+``lax.switch`` and ``lax.while_loop``. Literals and constants keep the dtypes the traced program
+gives them; outputs nobody reads are ``_``.
 
->>> import numpy as np
->>> value_source((1, (2, 3)), ConstantPool())
-'(1, (2, 3))'
->>> value_source(np.float32(0.5), ConstantPool())
-'np.float32(0.5)'
+An equation no rule writes is, as a last resort, ``lax.<name>_p.bind(*inputs, **params)`` with
+the parameters of the JAX that traced it, flagged by a comment; the module's header then says
+it runs on that JAX only. A parameter with no source form raises :class:`ExportError` naming
+the primitive and the parameter.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import math
 import re
 
 import jax
 import numpy as np
 
 from ntkc.errors import ExportError
-from ntkc.ir.from_jaxpr import is_primitive, read_closed
+from ntkc.export.public_forms import is_identity, public_call
+from ntkc.export.values import ConstantPool, primitive_source, scalar_source, value_source
+from ntkc.ir.from_jaxpr import read_closed
 from ntkc.ir.graph import Eqn, Graph, Lit, Var
 
-#: Arrays with at most this many elements are written inline; larger ones go to the pool.
-INLINE_ELEMENTS = 16
-
-
-def _dtype_source(dtype, module: str = "np") -> str:
-    name = np.dtype(dtype).name
-    if name == "bool":
-        return f"{module}.bool_"
-    return f"{module}.{name}" if hasattr(np, name) else f"jnp.dtype({name!r})"
-
-
-def _scalar_source(value) -> str:
-    value = np.asarray(value)
-    dtype = _dtype_source(value.dtype)
-    item = value.item()
-    if isinstance(item, float) and not math.isfinite(item):
-        return f"{dtype}({str(item)!r})"
-    return f"{dtype}({item!r})"
-
-
-#: Types that exist only with ``jax_enable_x64``: a program using one needs that mode to run.
-WIDE = frozenset({"int64", "uint64", "float64", "complex128"})
-
-
-class ConstantPool:
-    """Module-level constants, named ``C0, C1, ...`` in order of first use (equal arrays share).
-    ``wide`` records whether any value written so far has a 64-bit type (see :data:`WIDE`)."""
-
-    def __init__(self) -> None:
-        self.names: dict[tuple, str] = {}
-        self.lines: list[str] = []
-        self.wide = False
-
-    def note(self, dtype) -> None:
-        """Record a dtype the written program uses."""
-        try:
-            self.wide = self.wide or np.dtype(dtype).name in WIDE
-        except TypeError:  # not a NumPy dtype (e.g. a key type)
-            pass
-
-    def add(self, array) -> str:
-        array = np.asarray(array)
-        self.note(array.dtype)
-        key = (array.dtype.str, array.shape, array.tobytes())
-        if key not in self.names:
-            name = f"C{len(self.names)}"
-            self.names[key] = name
-            if array.size <= INLINE_ELEMENTS:
-                body = f"jnp.asarray(np.array({array.tolist()!r}, {_dtype_source(array.dtype)}))"
-            else:
-                body = f"_array({array.tobytes().hex()!r}, {array.dtype.name!r}, {array.shape!r})"
-            self.lines.append(f"{name} = {body}")
-        return self.names[key]
-
-
-def _lax_class(value) -> str | None:
-    cls = type(value)
-    return f"lax.{cls.__name__}" if getattr(jax.lax, cls.__name__, None) is cls else None
-
-
-def value_source(value, pool: ConstantPool) -> str:
-    """A Python expression (over ``np``, ``jnp``, ``lax``) equal to a primitive parameter."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return repr(value)
-    if isinstance(value, (np.integer, np.bool_)):  # a static index or flag: its type is immaterial
-        return repr(value.item())
-    if isinstance(value, jax.sharding.Sharding):  # placement only: one device in exported code
-        return "None"
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
-    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
-        pool.note(value)
-        return _dtype_source(value, "jnp")
-    if is_primitive(value):
-        return primitive_source(value)
-    if isinstance(value, enum.Enum):
-        owner = _lax_class(value)
-        if owner is None:
-            raise ExportError(f"no source form for enum {type(value).__name__}.{value.name}")
-        return f"{owner}.{value.name}"
-    owner = _lax_class(value)
-    if owner is not None and hasattr(value, "_fields"):
-        fields = ", ".join(f"{k}={value_source(getattr(value, k), pool)}" for k in value._fields)
-        return f"{owner}({fields})"
-    if owner is not None and dataclasses.is_dataclass(value):
-        fields = ", ".join(f"{f.name}={value_source(getattr(value, f.name), pool)}"
-                           for f in dataclasses.fields(value))
-        return f"{owner}({fields})"
-    if isinstance(value, (tuple, list)):
-        inner = ", ".join(value_source(v, pool) for v in value)
-        if isinstance(value, list):
-            return f"[{inner}]"
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k!r}: {value_source(v, pool)}" for k, v in value.items()) + "}"
-    if isinstance(value, (np.ndarray, np.generic, jax.Array)):
-        array = np.asarray(value)
-        pool.note(array.dtype)
-        return _scalar_source(array) if array.ndim == 0 else pool.add(array)
-    raise ExportError(f"no source form for a value of type {type(value).__name__}")
-
-
-def _public_primitives() -> dict:
-    found = {}
-    for prefix, module in (("lax.linalg", jax.lax.linalg), ("lax", jax.lax)):
-        for attr in dir(module):
-            value = getattr(module, attr, None)
-            if attr.endswith("_p") and is_primitive(value):
-                found[value] = f"{prefix}.{attr}"
-    return found
-
-
-def primitive_source(primitive) -> str:
-    """The public name of a primitive: ``lax.<attr>`` (or ``lax.linalg.<attr>``) that is it
-    (``scatter-add`` is ``lax.scatter_add_p``)."""
-    if not _PUBLIC:
-        _PUBLIC.update(_public_primitives())
-    if primitive in _PUBLIC:
-        return _PUBLIC[primitive]
-    raise ExportError(f"primitive {primitive.name!r} is not public in jax.lax; the source backend cannot name it")
-
-
-_PUBLIC: dict = {}
-
-
-def _binary(op: str):
-    return lambda ins, params, src: None if any(v is not None for v in params.values()) else f"{ins[0]} {op} {ins[1]}"
-
-
-def _unary(fn: str):
-    def form(ins, params, src):
-        return f"{fn}({ins[0]})" if set(params) <= {"accuracy"} and params.get("accuracy") is None else None
-    return form
-
-
-def _dot_general(ins, params, src):
-    if set(params) != {"dimension_numbers", "precision", "preferred_element_type", "out_sharding"} \
-            or params["out_sharding"] is not None:
-        return None
-    return (f"lax.dot_general({ins[0]}, {ins[1]}, {src(params['dimension_numbers'])}, "
-            f"precision={src(params['precision'])}, "
-            f"preferred_element_type={src(params['preferred_element_type'])})")
-
-
-def _convert(ins, params, src):
-    # The public function binds the same primitive; weak typing and placement do not change the
-    # value, and every later equation's input dtype is fixed by the traced program.
-    return f"lax.convert_element_type({ins[0]}, {src(params['new_dtype'])})"
-
-
-def _scatter(fn: str):
-    """``lax.scatter_add(...)`` and friends: the public function builds the ``update_jaxpr``."""
-    def form(ins, params, src):
-        if params.get("update_consts"):
-            return None
-        return (f"lax.{fn}({', '.join(ins)}, {src(params['dimension_numbers'])}, "
-                f"indices_are_sorted={params['indices_are_sorted']!r}, unique_indices={params['unique_indices']!r}, "
-                f"mode={src(params['mode'])})")
-    return form
-
-
-#: Readable forms: primitive name -> (input sources, params, value_source) -> source, or None
-#: to fall back to ``bind``. Each binds its primitive with ``params``.
-PRETTY = {
-    "convert_element_type": _convert,
-    **{name: _scatter(fn) for name, fn in (("scatter-add", "scatter_add"), ("scatter", "scatter"),
-                                            ("scatter-mul", "scatter_mul"), ("scatter-min", "scatter_min"),
-                                            ("scatter-max", "scatter_max"))},
-    "add": _binary("+"), "add_any": _binary("+"), "sub": _binary("-"), "mul": _binary("*"),
-    "neg": lambda ins, params, src: None if params else f"-{ins[0]}",
-    "max": lambda ins, params, src: None if params else f"lax.max({ins[0]}, {ins[1]})",
-    "dot_general": _dot_general,
-    **{name: _unary(f"lax.{name}") for name in
-       ("exp", "log", "tanh", "logistic", "sin", "cos", "sqrt", "rsqrt", "abs", "sign", "log1p",
-        "expm1", "erf", "exp2")},
-}
+__all__ = ["ConstantPool", "Names", "graph_lines", "value_source", "live_eqns", "eqn_lines"]
 
 
 class Names:
-    """Python identifiers for vars: given names first, then ``v1, v2, ...`` in definition order."""
+    """Python identifiers for vars: given names first, then ``v1, v2, ...`` in definition order;
+    ``_`` for an output nobody reads (``used``: the vars the written lines read)."""
 
     def __init__(self, pool: ConstantPool) -> None:
         self.pool = pool
         self.of: dict[Var, str] = {}
         self.count = 0
+        self.used: set = set()
 
     def bind(self, var: Var, name: str) -> None:
         self.pool.note(var.dtype)
@@ -225,6 +46,8 @@ class Names:
 
     def new(self, var: Var) -> str:
         self.pool.note(var.dtype)
+        if var not in self.used:
+            return "_"
         self.count += 1
         self.of[var] = f"v{self.count}"
         return self.of[var]
@@ -233,7 +56,7 @@ class Names:
         if isinstance(atom, Lit):
             value = atom.array()
             self.pool.note(value.dtype)
-            return _scalar_source(value) if value.ndim == 0 else self.pool.add(value)
+            return scalar_source(value) if value.ndim == 0 else self.pool.add(value)
         return self.of[atom]
 
     def child(self) -> "Names":
@@ -250,31 +73,47 @@ def _comment(eqn: Eqn) -> str:
     return "  # " + re.sub(r"^.*/", "", eqn.source)
 
 
-def eqn_call(eqn: Eqn, names: Names) -> str:
-    """The source of the call computing ``eqn``'s outputs (a value or a list of values)."""
-    ins = [names.atom(a) for a in eqn.inputs]
-    pretty = PRETTY.get(eqn.name)
+def bind_source(eqn: Eqn, ins: list[str], pool: ConstantPool) -> str:
+    """``lax.<name>_p.bind(*ins, **params)`` with this JAX's parameters (the last resort)."""
     try:
-        text = pretty(ins, eqn.params, lambda v: value_source(v, names.pool)) if pretty else None
-        if text is not None:
-            return text
-        params = [f"{k}={value_source(v, names.pool)}" for k, v in eqn.params.items()]
+        params = [f"{k}={value_source(v, pool)}" for k, v in eqn.params.items()]
     except ExportError as e:
         raise ExportError(f"cannot export primitive {eqn.name!r} ({eqn.source or 'unknown source'}): {e}") from None
+    pool.limit(f"{eqn.name} is bound with the parameters of jax {jax.__version__}")
     return f"{primitive_source(eqn.primitive)}.bind({', '.join(ins + params)})"
+
+
+def _targets(outs: list[str], groups: list[int] | None) -> str:
+    if groups is None:
+        return "".join(o + ", " for o in outs)
+    parts, start = [], 0
+    for size in groups:
+        parts.append(_tuple(outs[start:start + size]))
+        start += size
+    return ", ".join(parts) + " "
 
 
 def eqn_lines(eqn: Eqn, names: Names, indent: str) -> list[str]:
     """Lines assigning ``eqn``'s outputs."""
+    if is_identity(eqn):
+        for out, atom in zip(eqn.outputs, eqn.inputs):
+            names.of[out] = names.atom(atom)
+        return []
     if eqn.name in NESTED:
-        defs, call = NESTED[eqn.name](eqn, names, indent)
-        outs = [names.of.get(v) or names.new(v) for v in eqn.outputs]
-        return defs + [f"{indent}{''.join(o + ', ' for o in outs)}= {call}{_comment(eqn)}"]
-    call = eqn_call(eqn, names)
-    outs = [names.of.get(v) or names.new(v) for v in eqn.outputs]
+        defs, call, groups = NESTED[eqn.name](eqn, names, indent)
+        outs = [names.new(v) for v in eqn.outputs]
+        return defs + [f"{indent}{_targets(outs, groups)}= {call}{_comment(eqn)}"]
+    ins = [names.atom(a) for a in eqn.inputs]
+    found = public_call(eqn, ins, names.pool)
+    if found is None:
+        call, note = bind_source(eqn, ins, names.pool), f"no public form for {eqn.name} with these parameters"
+    else:
+        call, note = found
+    lines = [f"{indent}# {note}"] if note else []
+    outs = [names.new(v) for v in eqn.outputs]
     if eqn.primitive.multiple_results:
-        return [f"{indent}{''.join(o + ', ' for o in outs)}= {call}{_comment(eqn)}"]
-    return [f"{indent}{outs[0]} = {call}{_comment(eqn)}"]
+        return lines + [f"{indent}{_targets(outs, None)}= {call}{_comment(eqn)}"]
+    return lines + [f"{indent}{outs[0]} = {call}{_comment(eqn)}"]
 
 
 def live_eqns(graph: Graph) -> list[Eqn]:
@@ -290,13 +129,21 @@ def live_eqns(graph: Graph) -> list[Eqn]:
     return [e for e in graph.eqns if e in needed]
 
 
+def _reads(eqns: list[Eqn], graph: Graph) -> set:
+    """The vars that ``eqns`` and the graph's outputs read."""
+    return {v for e in eqns for v in e.inputs if isinstance(v, Var)} | \
+        {v for v in graph.outputs if isinstance(v, Var)}
+
+
 def graph_lines(graph: Graph, names: Names, inputs: list[str], indent: str) -> tuple[list[str], list[str]]:
     """(lines computing ``graph`` from the sources ``inputs`` of its primal inputs, the sources
     of its outputs)."""
     bind_consts(graph, names)
     for var, source in zip(graph.primal_inputs, inputs):
         names.bind(var, source)
-    lines = [line for eqn in live_eqns(graph) for line in eqn_lines(eqn, names, indent)]
+    live = live_eqns(graph)
+    names.used = _reads(live, graph)
+    lines = [line for eqn in live for line in eqn_lines(eqn, names, indent)]
     return lines, [names.atom(o) for o in graph.outputs]
 
 
@@ -328,6 +175,8 @@ def nested_function(name: str, closed, names: Names, indent: str, consts: list[s
     inputs = list(graph.primal_inputs)
     for var, source in zip(inputs, consts):
         inner.bind(var, source)
+    live = live_eqns(graph)
+    inner.used = _reads(live, graph)
     body = indent + "    "
     lines = [f"{indent}def {name}({', '.join(f'arg{g}' for g in range(len(groups)))}):"]
     start = len(consts)
@@ -336,13 +185,15 @@ def nested_function(name: str, closed, names: Names, indent: str, consts: list[s
         start += size
         if group:
             lines.append(f"{body}{''.join(inner.new(v) + ', ' for v in group)}= arg{g}")
-    for eqn in live_eqns(graph):
+    for eqn in live:
         lines += eqn_lines(eqn, inner, body)
     names.count = inner.count
     return lines, [inner.atom(a) for a in graph.outputs]
 
 
 def scan_source(eqn, names: Names, indent: str):
+    """``(carry...), (ys...) = lax.scan(body, (init...), (xs...))``, with ``length``,
+    ``reverse`` and ``unroll`` only where they are not the defaults."""
     params = eqn.params
     ins = [names.atom(a) for a in eqn.inputs]
     n_consts, n_carry = params["num_consts"], params["num_carry"]
@@ -350,9 +201,11 @@ def scan_source(eqn, names: Names, indent: str):
     name = f"scan_body{names.count + 1}"
     lines, outs = nested_function(name, params["jaxpr"], names, indent, consts, [n_carry, len(xs)])
     lines.append(f"{indent}    return {_tuple(outs[:n_carry])}, {_tuple(outs[n_carry:])}")
-    call = (f"lax.scan({name}, {_tuple(init)}, {_tuple(xs)}, length={params['length']}, "
-            f"reverse={params['reverse']}, unroll={params['unroll']!r})")
-    return lines, f"(lambda carry_ys: (*carry_ys[0], *carry_ys[1]))({call})"
+    options = "".join([f", length={params['length']}" if not xs else "",
+                       ", reverse=True" if params["reverse"] else "",
+                       f", unroll={params['unroll']!r}" if params["unroll"] not in (1, False) else ""])
+    call = f"lax.scan({name}, {_tuple(init)}, {_tuple(xs) if xs else None}{options})"
+    return lines, call, [n_carry, len(eqn.outputs) - n_carry]
 
 
 def cond_source(eqn, names: Names, indent: str):
@@ -364,7 +217,7 @@ def cond_source(eqn, names: Names, indent: str):
         branch_lines, outs = nested_function(name, branch, names, indent, [], [len(operands)])
         lines += branch_lines + [f"{indent}    return {_tuple(outs)}"]
         branches.append(name)
-    return lines, f"lax.switch({index}, [{', '.join(branches)}], {_tuple(operands)})"
+    return lines, f"lax.switch({index}, [{', '.join(branches)}], {_tuple(operands)})", None
 
 
 def while_source(eqn, names: Names, indent: str):
@@ -376,9 +229,9 @@ def while_source(eqn, names: Names, indent: str):
     cond_lines, (predicate,) = nested_function(cond_name, params["cond_jaxpr"], names, indent, cond_consts, [len(init)])
     body_lines, outs = nested_function(body_name, params["body_jaxpr"], names, indent, body_consts, [len(init)])
     lines = cond_lines + [f"{indent}    return {predicate}"] + body_lines + [f"{indent}    return {_tuple(outs)}"]
-    return lines, f"lax.while_loop({cond_name}, {body_name}, {_tuple(init)})"
+    return lines, f"lax.while_loop({cond_name}, {body_name}, {_tuple(init)})", None
 
 
 #: Primitives whose params hold jaxprs: name -> ``(eqn, names, indent) -> (lines defining nested
-#: functions, source of the call)``.
+#: functions, source of the call, sizes of the output groups or None)``.
 NESTED = {"scan": scan_source, "cond": cond_source, "while": while_source}
