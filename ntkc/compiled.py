@@ -110,14 +110,23 @@ def deserialize(data: bytes) -> DeserializedNTK:
 def compile(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
             trace_axes: Sequence[int] = (-1,), diagonal_axes: Sequence[int] = (), vmap_axes: Any = None,
             method: str = "auto", dims: Mapping[str, int] | None = None, memory_limit: int | None = None,
-            **kwargs) -> CompiledNTK:
+            tune: bool = True, **kwargs) -> CompiledNTK:
     """Compile the NTK of ``f`` for the shapes of ``x1``, ``x2`` and ``params`` (arrays or
     ``jax.ShapeDtypeStruct``); ``kwargs`` are bound as constants. See :func:`ntkc.ntk_fn` for the
-    axes and ``memory_limit``; ``dims`` names sizes in :meth:`CompiledNTK.cost_report`."""
+    axes and ``memory_limit``; ``dims`` names sizes in :meth:`CompiledNTK.cost_report`.
+
+    ``tune`` (with ``method="auto"``): when methods are within 2× of the fewest predicted FLOPs
+    (a tie FLOPs cannot decide), compile and time them on these shapes and this device and run
+    the fastest; the measurement is kept with the plan and on disk, so later ``ntk_fn(...,
+    method="auto")`` calls of the same problem use it (:mod:`ntkc.tuning`; ``NTKC_AUTOTUNE=0``
+    turns measuring off, ``NTKC_CACHE_DIR`` moves the cache)."""
     options = PlanOptions(trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes,
                           memory_limit=memory_limit)
     check_options(f, method, options)
     plan = plan_for(f, params, x1, x2, kwargs, method, options)
+    if method == "auto" and tune and plan.analysis is not None:
+        plan.analysis.tune(kwargs)
+        plan = plan_for(f, params, x1, x2, kwargs, method, options)
     emit_warnings(plan, stacklevel=2)
     specs = (plan.specs.x1, plan.specs.x2, plan.specs.params)
     jitted = jax.jit(lambda a, b, p: execute(plan, a, b, p, kwargs))

@@ -43,6 +43,7 @@ from ntkc.complex_models import complex_out, has_complex_params, real_problem, s
 from ntkc.errors import DenseFallbackWarning, MethodFallbackWarning, StructureUnavailable
 from ntkc.ir.from_jaxpr import holds_tracers
 from ntkc.ir.printer import render
+from ntkc import tuning
 from ntkc.methods import METHODS
 from ntkc.methods.calls import input_values
 from ntkc.passes.cost import MethodCost, SizeNames
@@ -112,6 +113,7 @@ class Analysis:
         self._costs: dict = {}
         self._plans: dict = {}
         self._lock = threading.Lock()
+        self.measured = None  # a tuning.Measurement of auto's near tie, once measured or read
 
     @property
     def holds_tracers(self) -> bool:
@@ -167,10 +169,39 @@ class Analysis:
         """(method, why) for ``method="auto"``."""
         if self.structure_error is not None:  # the method every model supports
             return "jacobian", f"jacobian: the structured method does not apply ({self.structure_error})"
-        itemsize = max(np.dtype(p.dtype).itemsize for p in jax.tree_util.tree_leaves(self.params))
-        costs = {m: c for m, c in self.costs().items() if METHODS[m].fallback(self) is None}
-        method = choose(costs, self.memory_limit, itemsize)
+        method = choose(self.applicable_costs(), self.memory_limit, self.itemsize)
+        measured = self.measured
+        if measured is None and not self.holds_tracers and len(tuning.candidates(self.applicable_flops())) > 1:
+            measured = self.measured = tuning.lookup(self)
+        if measured is not None and measured.choice in self.applicable_costs():
+            return measured.choice, measured.why()
         return method, f"{method}: the fewest predicted FLOPs among the methods that fit"
+
+    @property
+    def itemsize(self) -> int:
+        return max(np.dtype(p.dtype).itemsize for p in jax.tree_util.tree_leaves(self.params))
+
+    def applicable_costs(self) -> dict[str, MethodCost]:
+        """The predicted costs of the methods that apply to ``f`` and fit ``memory_limit`` (every
+        applicable method when none fits)."""
+        costs = {m: c for m, c in self.costs().items() if METHODS[m].fallback(self) is None}
+        fits = {m: c for m, c in costs.items()
+                if self.memory_limit is None or int(c.total_memory) * self.itemsize <= self.memory_limit}
+        return fits or costs
+
+    def applicable_flops(self) -> dict[str, int]:
+        return {m: int(c.total_flops) for m, c in self.applicable_costs().items()}
+
+    def tune(self, kwargs: dict) -> None:
+        """Measure ``auto``'s near tie (:mod:`ntkc.tuning`) unless it is held or stored, and
+        re-plan ``auto`` with the measured choice."""
+        if self.structure_error is not None or self.holds_tracers:
+            return
+        measured = tuning.tune(self, kwargs, self.applicable_flops(), execute)
+        if measured is not None:
+            with self._lock:
+                self.measured = measured
+                self._plans.pop("auto", None)
 
     def plan(self, method: str) -> "NTKPlan":
         """The plan running ``method`` (``"auto"`` resolved) for this problem."""

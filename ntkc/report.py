@@ -54,6 +54,8 @@ class CostReport:
         to ``f`` (it runs Jacobian contraction instead, so it is never chosen), and
         ``"structured θk"`` for a parameter consumer whose Jacobian block is dense (no structure
         rule), each naming the primitive and the user's line.
+      measured: the :class:`ntkc.tuning.Measurement` of ``auto``'s near tie (measured times of
+        its candidates on this device), when one was made or read (:func:`ntkc.compile`).
     """
 
     costs: Mapping[str, MethodCost]
@@ -64,6 +66,7 @@ class CostReport:
     xla: Mapping[str, float] | None = None
     itemsize: int = 4
     fallbacks: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    measured: Any = None
 
     def numeric(self, method: str) -> tuple[int | None, int | None]:
         """(FLOPs, memory elements) of a method at the actual sizes, None where unknown."""
@@ -74,6 +77,8 @@ class CostReport:
             return None, None
 
     def why(self) -> str:
+        if self.measured is not None:
+            return self.measured.why()
         if self.chosen is None:
             return "no choice: some sizes are symbolic without a value (pass dims=...)"
         flops = {m: self.numeric(m)[0] for m in self.costs if m not in self.fallbacks}
@@ -116,24 +121,27 @@ class CostReport:
                 "xla_flops": None if self.xla is None else self.xla.get(m),
             }
         return {"values": dict(self.values), "chosen": self.chosen, "why": self.why(),
-                "methods": methods, "consumers": self.consumers(), "fallbacks": dict(self.fallbacks)}
+                "methods": methods, "consumers": self.consumers(), "fallbacks": dict(self.fallbacks),
+                "measured_seconds": None if self.measured is None else dict(self.measured.seconds)}
 
     def json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, sort_keys=True)
 
     def _rows(self) -> list[tuple[str, ...]]:
         rows = []
+        seconds = {} if self.measured is None else self.measured.seconds
         for m in self.costs:
             flops, memory = self.numeric(m)
             xla = "–" if not self.xla or self.xla.get(m) is None else _num(int(self.xla[m]))
             rows.append((m + (" *" if m == self.chosen else ""), _short(self.costs[m].total_flops),
                          _num(flops), xla, _short(self.costs[m].total_memory),
-                         "–" if memory is None else _num(memory * self.itemsize) + "B"))
+                         "–" if memory is None else _num(memory * self.itemsize) + "B",
+                         f"{seconds[m] * 1e3:.3g} ms" if m in seconds else "–"))
         return rows
 
     def markdown(self) -> str:
-        lines = ["| method | FLOPs | FLOPs here | XLA FLOPs | memory [elements] | memory here [bytes] |",
-                 "|---|---|---|---|---|---|"]
+        lines = ["| method | FLOPs | FLOPs here | XLA FLOPs | memory [elements] | memory here [bytes] | measured |",
+                 "|---|---|---|---|---|---|---|"]
         lines += [f"| {' | '.join(r)} |" for r in self._rows()]
         lines += ["", f"Sizes: {_sizes(self.values)}. Chosen: {self.why()}.", "",
                   "| leaf | shape | consumer | structure | order |", "|---|---|---|---|---|"]
@@ -148,9 +156,9 @@ class CostReport:
         wrap = lambda head, text: textwrap.wrap(text, width=width, initial_indent=head,
                                                subsequent_indent=" " * len(head), break_long_words=False)
         lines = [_clip(f"ntkc cost report   sizes: {_sizes(self.values)}", width), ""]
-        lines.append(f"{'method':<14}{'FLOPs here':>12}{'XLA FLOPs':>12}{'memory here':>14}")
+        lines.append(f"{'method':<14}{'FLOPs here':>12}{'XLA FLOPs':>12}{'memory here':>14}{'measured':>12}")
         for r in self._rows():
-            lines.append(f"{r[0]:<14}{r[2]:>12}{r[3]:>12}{r[5]:>14}")
+            lines.append(f"{r[0]:<14}{r[2]:>12}{r[3]:>12}{r[5]:>14}{r[6]:>12}")
         lines += ["", _clip(f"chosen: {self.why()}", width), "", "FLOPs:"]
         for m in self.costs:
             lines += wrap(f"  {m:<12}", _short(self.costs[m].total_flops))
@@ -245,6 +253,10 @@ def plan_report(plan: NTKPlan, *, dims: Mapping[str, int] | None = None, probes:
                         fallbacks=fallbacks_of(plan))
     flops = {m: report.numeric(m)[0] for m in costs if m not in report.fallbacks}
     chosen = None if any(v is None for v in flops.values()) else cheapest(flops)
+    measured = plan.analysis.measured
+    if measured is not None and plan.requested == "auto" and not probes:
+        chosen = measured.choice
+        report = dataclasses.replace(report, measured=measured)
     xla_flops = {m: _xla_flops(plan.with_method(m), kwargs) for m in costs} if xla else None
     return dataclasses.replace(report, chosen=chosen, xla=xla_flops)
 

@@ -11,3 +11,7 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+# ``method="auto"`` decides by the cost model alone in tests (no timing, no measurements read from
+# the user's cache); the tests of measured ties turn it on with a cache of their own.
+os.environ.setdefault("NTKC_AUTOTUNE", "0")
