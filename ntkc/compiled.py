@@ -76,6 +76,12 @@ class CompiledNTK:
         pathlib.Path(path).write_text(text, encoding="utf-8")
         return text
 
+    @property
+    def executable(self):
+        """The compiled XLA executable (``jax.stages.Compiled``: its ``cost_analysis()``,
+        ``memory_analysis()``); calling it skips the argument checks of ``self(...)``."""
+        return self._executable
+
     def lowered_text(self) -> str:
         """The StableHLO of the compiled program."""
         return self._lowered.as_text()
