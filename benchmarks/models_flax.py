@@ -11,6 +11,9 @@ benchmark presets scale) and the number of logits ``outputs``; images are NHWC.
   and an MLP (``2·width``), pre-LayerNorm, learned position embeddings, mean-pooled tokens.
 * ``mixer``: an MLP-Mixer: 4×4 patches, ``width`` channels, 4 blocks of token- and channel-
   mixing MLPs (``width`` / ``2·width`` hidden), pre-LayerNorm, mean-pooled tokens.
+* ``transformer``: a pre-LayerNorm transformer on 16 tokens of 8 features (no image): a token
+  embedding ``8 → width``, learned positions, 2 blocks of 4-head self-attention and a GELU MLP
+  (``4·width``), mean-pooled tokens.
 
 BatchNorm runs with its running statistics (``use_running_average=True``, the statistics of a
 fresh initialisation), so every model is a per-example function and ``vmap_axes=0`` holds.
@@ -30,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-FAMILIES = ("resnet18", "resnet50", "wide_resnet", "vit", "mixer")
+FAMILIES = ("resnet18", "resnet50", "wide_resnet", "vit", "mixer", "transformer")
 
 
 def _norm() -> nn.BatchNorm:
@@ -174,6 +177,30 @@ class Mixer(nn.Module):
         return nn.Dense(self.outputs)(jnp.mean(nn.LayerNorm()(x), axis=1))
 
 
+class TokenTransformer(nn.Module):
+    """Pre-LayerNorm transformer on token vectors: an embedding of each token (a Dense of its
+    features), learned positions, ``depth`` blocks of ``heads``-head self-attention and a GELU
+    MLP of width ``4·width``, mean-pooled, a Dense head."""
+    width: int
+    outputs: int
+    depth: int = 2
+    heads: int = 4
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Dense(self.width)(x)
+        x = x + self.param("position", nn.initializers.normal(0.02), x.shape[1:])
+        for _ in range(self.depth):
+            x = x + nn.MultiHeadDotProductAttention(num_heads=self.heads)(nn.LayerNorm()(x))
+            y = nn.Dense(4 * self.width)(nn.LayerNorm()(x))
+            x = x + nn.Dense(self.width)(nn.gelu(y))
+        return nn.Dense(self.outputs)(jnp.mean(x, axis=1))
+
+
+#: Token inputs of the transformer family: (tokens, features) per example.
+TOKENS = (16, 8)
+
+
 def module(family: str, width: int, outputs: int) -> nn.Module:
     """The Flax module of one family (see the module docstring)."""
     if family == "resnet18":
@@ -186,6 +213,8 @@ def module(family: str, width: int, outputs: int) -> nn.Module:
         return ViT(width, outputs)
     if family == "mixer":
         return Mixer(width, outputs)
+    if family == "transformer":
+        return TokenTransformer(width, outputs)
     raise ValueError(f"unknown Flax family {family!r}; known: {FAMILIES}")
 
 
@@ -216,7 +245,8 @@ def make(family: str, width: int, outputs: int, batch: int, image: int = 32, see
     """
     model = module(family, width, outputs)
     rng = np.random.default_rng(seed)
-    x1, x2 = (jnp.asarray(rng.normal(size=(batch, image, image, 3)), jnp.float32) for _ in range(2))
+    shape = TOKENS if family == "transformer" else (image, image, 3)
+    x1, x2 = (jnp.asarray(rng.normal(size=(batch,) + shape), jnp.float32) for _ in range(2))
     variables = _initialise(jax.eval_shape(model.init, jax.random.PRNGKey(seed), x1[:1]), rng)
     state = {k: v for k, v in variables.items() if k != "params"}
 

@@ -45,19 +45,23 @@ class Config:
     O: int
     N: int
     image: int = 0
+    same: bool = False  # x2 = None: the training kernel of x1 with itself
 
     @property
     def key(self) -> str:
         size = f"_{self.image}px" if self.image else ""
-        return f"{self.model}{size}_W{self.W}_O{self.O}_N{self.N}"
+        return f"{self.model}{size}_W{self.W}_O{self.O}_N{self.N}" + ("_same" if self.same else "")
 
     def build(self):
-        """``(f, params, x1, x2)`` with ``N`` examples per side (float32)."""
+        """``(f, params, x1, x2)`` with ``N`` examples per side (float32); ``x2`` None when
+        ``same``."""
         if self.figure == "mlp":
             from methods_grid import make
-            return make("mlp", self.W, self.O, self.N)
-        from models_flax import make
-        return make(self.model, self.W, self.O, self.N, self.image)
+            f, params, x1, x2 = make("mlp", self.W, self.O, self.N)
+        else:
+            from models_flax import make
+            f, params, x1, x2 = make(self.model, self.W, self.O, self.N, self.image)
+        return f, params, x1, None if self.same else x2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,13 +78,14 @@ class Preset:
     timeout_s: float
     expected: str
     methods: tuple[str, ...] = METHODS
+    sides: tuple[bool, ...] = (False,)  # x2 given (False) and/or x2 = None (True)
 
     def configs(self) -> list[Config]:
-        mlp = [Config("mlp", "mlp", w, o, n)
-               for o, n, w in itertools.product(self.mlp_outputs, self.mlp_batches, self.mlp_widths)]
-        flax = [Config("flax", family, width, o, n, image)
-                for (family, width), image, o, n in itertools.product(
-                    self.flax_models, self.flax_images, self.flax_outputs, self.flax_batches)]
+        mlp = [Config("mlp", "mlp", w, o, n, same=same)
+               for same, o, n, w in itertools.product(self.sides, self.mlp_outputs, self.mlp_batches, self.mlp_widths)]
+        flax = [Config("flax", family, width, o, n, image, same=same)
+                for same, (family, width), image, o, n in itertools.product(
+                    self.sides, self.flax_models, self.flax_images, self.flax_outputs, self.flax_batches)]
         return mlp + flax
 
 
@@ -99,8 +104,8 @@ PRESETS = {
                                 "144 min, 2026-11-29; the rest estimated: docs/benchmarks.md)"),
     "reference": Preset(
         "reference", mlp_widths=(64, 256, 1024), mlp_outputs=(1, 16, 128), mlp_batches=(8,),
-        flax_models=(("resnet18", 8), ("vit", 32)), flax_images=(32,), flax_outputs=(10,), flax_batches=(2,),
-        timeout_s=300, methods=METHODS + REFERENCE,
+        flax_models=(("resnet18", 8), ("vit", 32), ("transformer", 64)), flax_images=(32,), flax_outputs=(10,),
+        flax_batches=(4,), timeout_s=300, methods=METHODS + REFERENCE, sides=(False, True),
         expected="MLP part (--only ^mlp_): 24.7 min on 2 CPU cores (2026-11-29); the two Flax configurations "
                  "were not run (neural-tangents' structured compile of the ViT alone took 6 min in a trial)"),
 }

@@ -68,7 +68,8 @@ def kernel_fn(f, method: str):
                                    implementation=getattr(nt.NtkImplementation, implementation))
     if method.startswith("jax_"):
         from baselines import jacobian_ntk, ntvp_ntk
-        return {"jax_jacobian": jacobian_ntk, "jax_ntvp": ntvp_ntk}[method](f)
+        kernel = {"jax_jacobian": jacobian_ntk, "jax_ntvp": ntvp_ntk}[method](f)
+        return lambda x1, x2, params: kernel(x1, x1 if x2 is None else x2, params)
     import ntkc
     return ntkc.ntk_fn(f, trace_axes=(), vmap_axes=0, method=method)
 
