@@ -15,6 +15,7 @@ cotangent of output leaf ``leaf``); constant factors are not per-example and are
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -130,24 +131,55 @@ def run_loop(eqn, ins: list, env: dict, deltas: dict) -> list:
     ``deltas[z]`` (stacked: one per iteration) added to body var z where it is defined."""
     loop = eqn.loop
     n_consts, n_carry = len(loop.consts), len(loop.carry)
-    consts, xs = ins[:n_consts], ins[n_consts + n_carry:]
-    carry = [jnp.asarray(c, v.dtype) for c, v in zip(ins[n_consts:n_consts + n_carry], loop.carry)]
     where = list(deltas)
 
-    def step(carry_t, sliced):
-        x_t, d_list = sliced
-        d_t = dict(zip(where, d_list))
-        vals = dict(zip(loop.consts, consts))
-        vals.update(zip(loop.carry, carry_t))
-        vals.update(zip(loop.xs, x_t))
-        read = lambda a: vals[a] if isinstance(a, Var) and a in vals else _read(env, a)
-        for inner in loop.eqns:
-            for var, val in zip(inner.outputs, bind(inner, [read(v) for v in inner.inputs])):
-                vals[var] = val + d_t[var] if var in d_t else val
-        return [read(c) for c in loop.carry_out], [read(y) for y in loop.ys]
+    def scan(ins, d_list):
+        consts, xs = ins[:n_consts], ins[n_consts + n_carry:]
+        carry = [jnp.asarray(c, v.dtype) for c, v in zip(ins[n_consts:n_consts + n_carry], loop.carry)]
 
-    carry, ys = jax.lax.scan(step, carry, (xs, [deltas[z] for z in where]), length=loop.length, reverse=loop.reverse)
-    return list(carry) + list(ys)
+        def step(carry_t, sliced):
+            x_t, d_list = sliced
+            d_t = dict(zip(where, d_list))
+            vals = dict(zip(loop.consts, consts))
+            vals.update(zip(loop.carry, carry_t))
+            vals.update(zip(loop.xs, x_t))
+            read = lambda a: vals[a] if isinstance(a, Var) and a in vals else _read(env, a)
+            for inner in loop.eqns:
+                for var, val in zip(inner.outputs, bind(inner, [read(v) for v in inner.inputs])):
+                    vals[var] = val + d_t[var] if var in d_t else val
+            return [read(c) for c in loop.carry_out], [read(y) for y in loop.ys]
+
+        carry, ys = jax.lax.scan(step, carry, (xs, d_list), length=loop.length, reverse=loop.reverse)
+        return list(carry) + list(ys)
+
+    d_list = [deltas[z] for z in where]
+    if _scan_transposes_as_written():
+        return scan(ins, d_list)
+    # This JAX transposes only a scan that differentiation produced (one that carries its
+    # linearity flags): the same linear map, linearized at zero, then applied.
+    linear = [i for i, a in enumerate(eqn.inputs) if isinstance(a, Var) and a not in env]
+
+    def on(values, d_list):
+        full = list(ins)
+        for i, v in zip(linear, values):
+            full[i] = v
+        return scan(full, d_list)
+
+    values = [ins[i] for i in linear]
+    _, apply = jax.linearize(on, [jnp.zeros_like(v) for v in values], [jnp.zeros_like(d) for d in d_list])
+    return apply(values, d_list)
+
+
+@functools.cache
+def _scan_transposes_as_written() -> bool:
+    """Whether ``jax.linear_transpose`` transposes a ``lax.scan`` written directly on linear
+    inputs (JAX up to 0.5 asserts on one: it reads linearity from flags only differentiation sets)."""
+    fn = lambda d: jax.lax.scan(lambda c, x: (c + x, c), jnp.zeros(()), d)
+    try:
+        jax.linear_transpose(fn, jnp.zeros(2))((jnp.zeros(()), jnp.zeros(2)))
+    except AssertionError:
+        return False
+    return True
 
 
 def _sweep(side_ir, env: dict, out_shapes) -> dict:
