@@ -21,6 +21,7 @@ import pathlib
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
+import jax.export  # a submodule that `import jax` alone does not load on older JAX (0.4.30 … 0.5)
 
 from ntkc.export import plan_source
 from ntkc.planning import NTKPlan, PlanOptions, check_argument, check_options, emit_warnings, execute, plan_for
