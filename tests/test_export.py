@@ -92,8 +92,8 @@ GROUPS = [sorted(ZOO)[i::4] + [["scaled_attention", "while_model"][i % 2]] for i
 
 @pytest.mark.parametrize("names", GROUPS, ids=lambda names: f"{names[0]}+{len(names) - 1}")
 def test_exported_source_equals_the_oracle_without_ntkc(names, tmp_path):
-    """Every model × method: the module, run where ntkc cannot be imported, under jax.jit,
-    equals the float64 oracle. Eagerly too for the group's first model, one method per group in
+    """Every model × method: the module, written in public jax.lax / jax.numpy calls (no
+    ``bind``) and run where ntkc cannot be imported, under jax.jit, equals the float64 oracle. Eagerly too for the group's first model, one method per group in
     rotation (an eager run of an exported module costs several times its jitted run)."""
     inputs, expected = {}, {}
     group = GROUPS.index(names)
@@ -101,7 +101,9 @@ def test_exported_source_equals_the_oracle_without_ntkc(names, tmp_path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ntkc.MethodFallbackWarning)
             plan = ntkc.plan(f, params, x1, x2, trace_axes=(), vmap_axes=vmap, method=method, **kwargs)
-        (tmp_path / file).write_text(plan_source(plan, kwargs))
+        source = plan_source(plan, kwargs)
+        assert ".bind(" not in source, f"{file}: a primitive written with bind, not its public call"
+        (tmp_path / file).write_text(source)
         inputs[file] = (*jax.tree_util.tree_map(np.asarray, (x1, x2, params)), i == group % len(METHODS))
         dtype = jax.tree_util.tree_leaves(jax.eval_shape(lambda p, x: f(p, x, **kwargs), params, x1))[0].dtype
         expected[file] = (ref, dtype)

@@ -232,6 +232,18 @@ def while_source(eqn, names: Names, indent: str):
     return lines, f"lax.while_loop({cond_name}, {body_name}, {_tuple(init)})", None
 
 
+def reduce_source(eqn, names: Names, indent: str):
+    """``lax.reduce((xs...), (inits...), reducer, dimensions)`` with the reducer written out (a
+    reduction JAX does not recognize as a sum, product, max or min)."""
+    ins = [names.atom(a) for a in eqn.inputs]
+    n = len(ins) // 2
+    name = f"reducer{names.count + 1}"
+    lines, outs = nested_function(name, eqn.params["jaxpr"], names, indent, [], [n, n])
+    lines.append(f"{indent}    return {_tuple(outs)}")
+    dims = tuple(int(d) for d in eqn.params["dimensions"])
+    return lines, f"lax.reduce({_tuple(ins[:n])}, {_tuple(ins[n:])}, {name}, {dims})", None
+
+
 #: Primitives whose params hold jaxprs: name -> ``(eqn, names, indent) -> (lines defining nested
 #: functions, source of the call, sizes of the output groups or None)``.
-NESTED = {"scan": scan_source, "cond": cond_source, "while": while_source}
+NESTED = {"scan": scan_source, "cond": cond_source, "while": while_source, "reduce": reduce_source}

@@ -290,8 +290,6 @@ def _identity(dtype: np.dtype, which) -> str:
         else:
             value = getattr(np.iinfo(dtype), which)
         which = value
-    if dtype.name == "bfloat16":
-        return f"jnp.asarray({which!r}, {dtype_source(dtype)})"
     return scalar_source(np.asarray(which, dtype))
 
 
@@ -456,9 +454,11 @@ def _index_numbers(c: Call, cls: str, fields: tuple[str, ...], batching: tuple[s
     return f"lax.{cls}(" + ", ".join(f"{f}={v}" for f, v in values) + ")"
 
 
-def _mode(c: Call):
+def _mode(c: Call, default: str):
+    """``mode`` unless it is the public function's default (``lax.gather``: PROMISE_IN_BOUNDS;
+    the scatters: FILL_OR_DROP)."""
     mode = c.param("mode")
-    return None if mode is None or mode.name == "FILL_OR_DROP" else c.src(mode)
+    return None if mode is None or mode.name == default else c.src(mode)
 
 
 def _gather(c: Call) -> str:
@@ -468,7 +468,7 @@ def _gather(c: Call) -> str:
     return _call("lax.gather", c, numbers, repr(_ints(c.param("slice_sizes"))),
                  unique_indices="True" if c.param("unique_indices") else None,
                  indices_are_sorted="True" if c.param("indices_are_sorted") else None,
-                 mode=_mode(c), fill_value=None if fill is None else c.src(fill))
+                 mode=_mode(c, "PROMISE_IN_BOUNDS"), fill_value=None if fill is None else c.src(fill))
 
 
 def _scatter(fn: str, negate: bool = False) -> Form:
@@ -487,7 +487,7 @@ def _scatter(fn: str, negate: bool = False) -> Form:
         return (f"{fn}({operand}, {indices}, {updates}, {numbers}"
                 + _keywords([("indices_are_sorted", "True" if c.param("indices_are_sorted") else None),
                              ("unique_indices", "True" if c.param("unique_indices") else None),
-                             ("mode", _mode(c))]) + ")")
+                             ("mode", _mode(c, "FILL_OR_DROP"))]) + ")")
     return form
 
 
@@ -577,5 +577,8 @@ def public_call(eqn: Eqn, args: list[str], pool: ConstantPool) -> tuple[str, str
 
 
 def is_identity(eqn: Eqn) -> bool:
+    """Whether ``eqn``'s outputs are its inputs (a ``split`` into one piece is one too)."""
+    if eqn.name == "split":
+        return len(eqn.outputs) == 1
     return eqn.name in IDENTITY and len(eqn.inputs) == len(eqn.outputs)
 

@@ -28,11 +28,13 @@ WIDE = frozenset({"int64", "uint64", "float64", "complex128"})
 
 
 def dtype_source(dtype, module: str = "np") -> str:
-    """``np.float32`` (or ``jnp.float32``); a type NumPy lacks is ``jnp.dtype('bfloat16')``."""
+    """``np.float32`` (or ``jnp.float32``); a type NumPy lacks is JAX's: ``jnp.bfloat16``."""
     name = np.dtype(dtype).name
     if name == "bool":
         return f"{module}.bool_"
-    return f"{module}.{name}" if hasattr(np, name) else f"jnp.dtype({name!r})"
+    if hasattr(np, name):
+        return f"{module}.{name}"
+    return f"jnp.{name}" if hasattr(jax.numpy, name) else f"jnp.dtype({name!r})"
 
 
 def scalar_source(value) -> str:
