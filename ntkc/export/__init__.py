@@ -1,7 +1,9 @@
 """Exported source: a plan as a standalone Python module that imports only JAX and NumPy.
 
 :func:`plan_source` writes it (:mod:`ntkc.export.module`, from the plan's program, with the one
-equation printer of :mod:`ntkc.export.equations`) under a header with the predicted costs.
+equation printer of :mod:`ntkc.export.equations`, which writes each primitive as its public
+``jax.lax`` / ``jax.numpy`` call: :mod:`ntkc.export.public_forms`) under a header with the
+predicted costs and the JAX versions it runs on (:mod:`ntkc.export.versions`).
 """
 
 from __future__ import annotations
