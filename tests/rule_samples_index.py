@@ -60,7 +60,9 @@ def _selection_samples(add) -> None:
     add("slice",
         RuleSample("basic", lambda t, o: t[1:3], rand(0, 4, 3)),
         RuleSample("strided-multi-axis", lambda t, o: t[:, ::2, 1:4:2], rand(0, 2, 5, 4)),
-        RuleSample("lax-strides", lambda t, o: lax.slice(t, (1, 0), (4, 3), (2, 1)), rand(0, 5, 3)))
+        RuleSample("lax-strides", lambda t, o: lax.slice(t, (1, 0), (4, 3), (2, 1)), rand(0, 5, 3)),
+        # a split of θ (one equation, three outputs) is lowered to one slice per piece
+        RuleSample("split-pieces", lambda t, o: tuple(jnp.split(t, [1, 3], axis=1)), rand(0, 2, 5)))
     add("cumsum",
         RuleSample("forward", lambda t, o: jnp.cumsum(t, axis=1), rand(0, 2, 4, 3)),
         RuleSample("reverse", lambda t, o: lax.cumsum(t, axis=0, reverse=True), rand(0, 4, 3)))

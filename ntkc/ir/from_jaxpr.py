@@ -13,7 +13,8 @@ Call-like equations (``jit``/``pjit``, ``closed_call``, ``custom_jvp_call``, ``c
 the linear program (``lax.scan``, and ``fori_loop`` with static bounds) stay one equation owning
 its lowered body (:meth:`_Lowering.keep_loop`) or, where that does not apply, are unrolled into
 their iterations (:meth:`_Lowering.unroll_scan`); linear ``cond``s become all branches plus a
-``select_n`` (:meth:`_Lowering.select_branches`); primal scans and conds stay whole. This is
+``select_n`` (:meth:`_Lowering.select_branches`), linear ``split``s one ``slice`` per piece
+(:meth:`_Lowering.split_slices`); primal scans, conds and splits stay whole. This is
 exact: an inlined call computes the same values. It is unsafe only for effects (callbacks with
 side effects run the same number of times, but their order relative to other calls is not
 guaranteed), which differentiable NTK models do not have.
@@ -184,6 +185,18 @@ class _Lowering:
         stacked = [self.call(lambda *a: jax.numpy.stack(a), [y[j] for y in ys])[0] for j in range(len(ys[0]))]
         return list(carry) + stacked
 
+    def split_slices(self, eqn, ins: list) -> list:
+        """A linear ``split`` (``jnp.split``, one equation with several outputs) as one ``slice``
+        per output, which structure rules read one at a time.
+
+        Identity: ``split(x, sizes, axis)[k] = slice_in_dim(x, o_k, o_k + sizes[k], axis=axis)``
+        with ``o_k = sizes[0] + … + sizes[k-1]``.
+        """
+        axis, sizes = eqn.params["axis"], [int(s) for s in eqn.params["sizes"]]
+        starts = np.cumsum([0] + sizes[:-1]).tolist()
+        pieces = lambda a: [jax.lax.slice_in_dim(a, o, o + n, axis=axis) for o, n in zip(starts, sizes)]
+        return self.call(pieces, ins)
+
     def lower(self, jaxpr, consts, inputs: list) -> list:
         env: dict = {}
         for v, c in zip(jaxpr.constvars, consts):
@@ -203,6 +216,8 @@ class _Lowering:
                 outs = self.unroll_scan(eqn, ins)
             elif eqn.primitive.name == "cond" and self.is_linear(ins):
                 outs = self.select_branches(eqn, ins)
+            elif eqn.primitive.name == "split" and self.is_linear(ins):
+                outs = self.split_slices(eqn, ins)
             else:
                 outs = [self.new_var(v.aval) for v in eqn.outvars]
                 linear = any(isinstance(x, Var) and x in self.linear for x in ins)
