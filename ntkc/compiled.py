@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import jax.export  # a submodule that `import jax` alone does not load on older JAX (0.4.30 … 0.5)
 
+from ntkc.api import resolve_method
 from ntkc.export import plan_source
 from ntkc.planning import NTKPlan, PlanOptions, check_argument, check_options, emit_warnings, execute, plan_for
 from ntkc.report import plan_report
@@ -116,8 +117,8 @@ def deserialize(data: bytes) -> DeserializedNTK:
 
 def compile(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
             trace_axes: Sequence[int] = (-1,), diagonal_axes: Sequence[int] = (), vmap_axes: Any = None,
-            method: str = "auto", dims: Mapping[str, int] | None = None, memory_limit: int | None = None,
-            tune: bool = True, **kwargs) -> CompiledNTK:
+            method: str | None = None, dims: Mapping[str, int] | None = None, memory_limit: int | None = None,
+            tune: bool = True, implementation: Any = None, **kwargs) -> CompiledNTK:
     """Compile the NTK of ``f`` for the shapes of ``x1``, ``x2`` and ``params`` (arrays or
     ``jax.ShapeDtypeStruct``); ``kwargs`` are bound as constants. See :func:`ntkc.ntk_fn` for the
     axes and ``memory_limit``; ``dims`` names sizes in :meth:`CompiledNTK.cost_report`.
@@ -126,7 +127,21 @@ def compile(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None, *
     (a tie FLOPs cannot decide), compile and time them on these shapes and this device and run
     the fastest; the measurement is kept with the plan and on disk, so later ``ntk_fn(...,
     method="auto")`` calls of the same problem use it (:mod:`ntkc.tuning`; ``NTKC_AUTOTUNE=0``
-    turns measuring off, ``NTKC_CACHE_DIR`` moves the cache)."""
+    turns measuring off, ``NTKC_CACHE_DIR`` moves the cache).
+
+    ``method`` defaults to ``"auto"``; ``implementation`` is neural-tangents' spelling of it (an
+    :class:`ntkc.NtkImplementation` or its int value), as in :func:`ntkc.ntk_fn`.
+
+    Example:
+      >>> import jax.numpy as jnp, ntkc
+      >>> f = lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"]
+      >>> params = {"w": jnp.ones((3, 8)) / 3, "v": jnp.ones((8, 2)) / 8}
+      >>> x1, x2 = jnp.ones((4, 3)), jnp.ones((5, 3))
+      >>> c = ntkc.compile(f, params, x1, x2, vmap_axes=0, method="structured")
+      >>> c(x1, x2, params).shape, c.method
+      ((4, 5), 'structured')
+    """
+    method = resolve_method(method, implementation)
     options = PlanOptions(trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes,
                           memory_limit=memory_limit)
     check_options(f, method, options)
