@@ -7,13 +7,13 @@ examples (3 and 2), at most 12 outputs per example and a few hundred parameters,
 ``jax.jacrev`` oracle stays cheap. Parameters and inputs come in the default floating dtype (float64
 when ``jax_enable_x64`` is on); every model is a ``vmap`` over examples (``vmap_axes=0`` is valid).
 
-The *core* entries are one per parameter-holding layer kind per library (dense; convolution and
-transposed convolution in 1, 2 and 3 D; grouped and depthwise convolution; batch, layer, group
-and RMS norm; embeddings; masked multi-head attention; LSTM and GRU cells run by the library's
-scan wrapper; dropout; weight and spectral normalisation where offered; a small CNN) and the
-plain-JAX idioms; *extended* entries add the libraries' further layers and variants (more cells,
-bidirectional and masked sequences, local and circular convolutions, LoRA, tied weights, a
-transformer per library).
+Each library has one entry per parameter-holding layer *kind* of :data:`KINDS` it offers (dense;
+convolution and transposed convolution in 1, 2 and 3 D; grouped and depthwise convolution; batch,
+layer, group and RMS norm; embeddings; masked multi-head attention; LSTM and GRU cells run by the
+library's own scan wrapper; dropout; weight and spectral normalisation where offered; a small
+CNN), and each plain-JAX idiom is a kind of its own. Further entries (``kind=None``) add the
+libraries' other layers and variants: more recurrent cells, bidirectional and masked sequences,
+local, circular and separable convolutions, LoRA, tied weights, a transformer per library.
 
 Each entry lists what ``method="structured"`` is *documented* to do densely for it
 (``fallbacks``: the primitives whose consumers get a dense Jacobian block with a
@@ -34,12 +34,17 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Mapping
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
-__all__ = ["CorpusEntry", "CORPUS", "LIBRARIES"]
+__all__ = ["CorpusEntry", "CORPUS", "LIBRARIES", "KINDS"]
 
-#: The corpus modules, one per library (``idioms`` holds plain-JAX models).
+#: The corpus modules, one per library (``idioms`` holds plain-JAX models, library ``"jax"``).
 LIBRARIES = ("linen", "nnx", "equinox", "haiku", "idioms")
+
+#: The layer kinds every library has an entry for (where it offers the layer).
+KINDS = ("dense", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+         "grouped_conv", "depthwise_conv", "batch_norm", "layer_norm", "group_norm", "rms_norm", "embedding",
+         "attention", "lstm", "gru", "dropout", "weight_norm", "spectral_norm", "cnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,16 +54,18 @@ class CorpusEntry:
     Attributes:
       name: ``"library/layer"``, unique.
       library: ``"linen"``, ``"nnx"``, ``"equinox"``, ``"haiku"`` or ``"jax"`` (plain JAX).
-      layer: what it exercises, e.g. ``"conv_transpose2d"``, ``"lstm (nn.RNN)"``.
+      layer: what it exercises, e.g. ``"conv_transpose2d"``, ``"lstm"``.
       build: ``build(dtype=None) -> (f, params, x1, x2)``; ``dtype`` defaults to JAX's default
         floating dtype.
       fallbacks: the primitives whose consumers ``structured`` forms densely (each with a
         ``DenseFallbackWarning``), and why — empty for full structure.
       method_fallbacks: the methods that fall back to Jacobian contraction (each with a
         ``MethodFallbackWarning``).
-      extended: a variant or a further layer beyond the core list (more recurrent cells, a
-        second configuration of a layer already covered, a transformer): it runs in the full
-        cross only, not in the default test suite, to keep that suite's time bounded.
+      kind: the layer kind of :data:`KINDS` (or, for plain JAX, the idiom) the entry stands for
+        in its library; ``None`` for a further layer or variant.
+      precision: ``None``, or the lower dtype part of the model computes in whatever the
+        parameters' dtype (a library op that casts to float32): the kernel is exact to that
+        dtype's precision only, as the methods round differently in that part.
       note: what is special about the entry.
     """
 
@@ -68,7 +75,8 @@ class CorpusEntry:
     build: Callable[..., tuple]
     fallbacks: tuple[str, ...] = ()
     method_fallbacks: tuple[str, ...] = ()
-    extended: bool = False
+    kind: str | None = None
+    precision: str | None = None
     note: str = ""
 
 
@@ -111,13 +119,14 @@ CORPUS: Mapping[str, CorpusEntry] = _Corpus()
 
 
 def register(library: str, layer: str, *, name: str | None = None, fallbacks: tuple[str, ...] = (),
-             method_fallbacks: tuple[str, ...] = (), extended: bool = False, note: str = "") -> Callable:
+             method_fallbacks: tuple[str, ...] = (), kind: str | None = None, precision: str | None = None,
+             note: str = "") -> Callable:
     """Decorator adding ``build`` to :data:`CORPUS` as ``"<library>/<name or layer>"``."""
 
     def decorator(build: Callable) -> Callable:
         CORPUS.add(CorpusEntry(name=f"{library}/{name or layer}", library=library, layer=layer, build=build,
                                fallbacks=tuple(fallbacks), method_fallbacks=tuple(method_fallbacks),
-                               extended=extended, note=note))
+                               kind=kind, precision=precision, note=note))
         return build
 
     return decorator

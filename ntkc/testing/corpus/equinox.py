@@ -43,24 +43,26 @@ def _keys(k: jax.Array, n: int) -> list[jax.Array]:
 
 # ----------------------------------------------------------------------------- dense
 
-_simple("linear", lambda k: eqx.nn.Linear(4, 3, key=k), (4,))
-_simple("linear_scalar", lambda k: eqx.nn.Linear("scalar", 3, key=k), (), note="in_features='scalar'", extended=True)
+_simple("linear", lambda k: eqx.nn.Linear(4, 3, key=k), (4,), kind="dense")
+_simple("linear_scalar", lambda k: eqx.nn.Linear("scalar", 3, key=k), (), note="in_features='scalar'")
 _simple("mlp", lambda k: eqx.nn.MLP(3, 2, width_size=4, depth=2, activation=jax.nn.softplus, key=k), (3,),
-        note="eqx.nn.MLP with softplus", extended=True)
+        note="eqx.nn.MLP with softplus")
 
 # ----------------------------------------------------------------------------- convolutions
 
-_simple("conv1d", lambda k: eqx.nn.Conv1d(1, 2, 3, padding="SAME", key=k), (1, 5))
-_simple("conv2d", lambda k: eqx.nn.Conv2d(1, 2, 2, stride=2, padding=((0, 1), (0, 1)), key=k), (1, 4, 3))
+_simple("conv1d", lambda k: eqx.nn.Conv1d(1, 2, 3, padding="SAME", key=k), (1, 5), kind="conv1d")
+_simple("conv2d", lambda k: eqx.nn.Conv2d(1, 2, 2, stride=2, padding=((0, 1), (0, 1)), key=k), (1, 4, 3), kind="conv2d")
 _simple("conv2d_circular", lambda k: eqx.nn.Conv2d(2, 1, 2, dilation=(2, 1), padding=1, padding_mode="CIRCULAR", key=k),
-        (2, 3, 3), note="dilated, circular padding", extended=True)
-_simple("conv3d", lambda k: eqx.nn.Conv3d(1, 2, 2, key=k), (1, 3, 2, 2))
+        (2, 3, 3), note="dilated, circular padding")
+_simple("conv3d", lambda k: eqx.nn.Conv3d(1, 2, 2, key=k), (1, 3, 2, 2), kind="conv3d")
 _simple("conv_transpose1d", lambda k: eqx.nn.ConvTranspose1d(1, 2, 3, stride=2, padding=1, output_padding=1, key=k),
-        (1, 3))
-_simple("conv_transpose2d", lambda k: eqx.nn.ConvTranspose2d(2, 1, 2, stride=2, key=k), (2, 1, 2))
-_simple("conv_transpose3d", lambda k: eqx.nn.ConvTranspose3d(1, 1, 2, padding="SAME", key=k), (1, 2, 2, 2))
-_simple("grouped_conv1d", lambda k: eqx.nn.Conv1d(2, 4, 3, groups=2, key=k), (2, 4))
-_simple("depthwise_conv2d", lambda k: eqx.nn.Conv2d(2, 4, 2, groups=2, key=k), (2, 3, 2))
+        (1, 3), kind="conv_transpose1d")
+_simple("conv_transpose2d", lambda k: eqx.nn.ConvTranspose2d(2, 1, 2, stride=2, key=k), (2, 1, 2),
+        kind="conv_transpose2d")
+_simple("conv_transpose3d", lambda k: eqx.nn.ConvTranspose3d(1, 1, 2, padding="SAME", key=k), (1, 2, 2, 2),
+        kind="conv_transpose3d")
+_simple("grouped_conv1d", lambda k: eqx.nn.Conv1d(2, 4, 3, groups=2, key=k), (2, 4), kind="grouped_conv")
+_simple("depthwise_conv2d", lambda k: eqx.nn.Conv2d(2, 4, 2, groups=2, key=k), (2, 3, 2), kind="depthwise_conv")
 
 # ----------------------------------------------------------------------------- normalisation
 
@@ -79,10 +81,10 @@ class ConvBatchNorm(eqx.Module):
         return self.bn(self.conv(x), state)
 
 
-_simple("batch_norm", ConvBatchNorm, (1, 4), stateful=True, note="inference mode, State a constant")
-_simple("layer_norm", lambda k: eqx.nn.LayerNorm((2, 3)), (2, 3))
-_simple("group_norm", lambda k: eqx.nn.GroupNorm(2, 4), (4, 3))
-_simple("rms_norm", lambda k: eqx.nn.RMSNorm(5), (5,))
+_simple("batch_norm", ConvBatchNorm, (1, 4), stateful=True, note="inference mode, State a constant", kind="batch_norm")
+_simple("layer_norm", lambda k: eqx.nn.LayerNorm((2, 3)), (2, 3), kind="layer_norm")
+_simple("group_norm", lambda k: eqx.nn.GroupNorm(2, 4), (4, 3), kind="group_norm")
+_simple("rms_norm", lambda k: eqx.nn.RMSNorm(5), (5,), kind="rms_norm")
 
 # ----------------------------------------------------------------------------- embeddings
 
@@ -109,12 +111,12 @@ class Tokens(eqx.Module):
         return jax.vmap(self.layer)(x)
 
 
-@register("equinox", "embedding", extended=True)
+@register("equinox", "embedding")
 def _embedding(dtype=None):
     return _build(lambda k: Tokens(eqx.nn.Embedding(6, 2, key=k)), *id_pair((3,), 6), float_dtype(dtype))
 
 
-@register("equinox", "embedding_tied", note="the table is also the output layer")
+@register("equinox", "embedding_tied", kind="embedding", note="the table is also the output layer")
 def _embedding_tied(dtype=None):
     return _build(TiedEmbedding, *id_pair((3,), 6), float_dtype(dtype))
 
@@ -136,7 +138,8 @@ class MaskedAttention(eqx.Module):
         return self.mha(x["x"], x["x"], x["x"], mask=mask)
 
 
-@register("equinox", "mha_masked", note="MultiheadAttention, causal and padding masks, dropout inference")
+@register("equinox", "mha_masked", kind="attention",
+          note="MultiheadAttention, causal and padding masks, dropout inference")
 def _mha(dtype=None):
     dtype = float_dtype(dtype)
     a1, a2 = pair((3, 2), dtype)
@@ -163,8 +166,10 @@ class Scanned(eqx.Module):
         return hs
 
 
-_simple("lstm", lambda k: Scanned(eqx.nn.LSTMCell(2, 3, key=k), True), (3, 2), note="LSTMCell under jax.lax.scan")
-_simple("gru", lambda k: Scanned(eqx.nn.GRUCell(2, 3, key=k), False), (3, 2), note="GRUCell under jax.lax.scan")
+_simple("lstm", lambda k: Scanned(eqx.nn.LSTMCell(2, 3, key=k), True), (3, 2), note="LSTMCell under jax.lax.scan",
+        kind="lstm")
+_simple("gru", lambda k: Scanned(eqx.nn.GRUCell(2, 3, key=k), False), (3, 2), note="GRUCell under jax.lax.scan",
+        kind="gru")
 
 # ----------------------------------------------------------------------------- regularisers
 
@@ -180,8 +185,8 @@ class DropoutMLP(eqx.Module):
         return self.layers[2](self.layers[1](jnp.tanh(self.layers[0](x))))
 
 
-_simple("dropout", DropoutMLP, (3,), note="Dropout in inference mode")
-_simple("weight_norm", lambda k: eqx.nn.WeightNorm(eqx.nn.Linear(4, 3, key=k)), (4,))
+_simple("dropout", DropoutMLP, (3,), note="Dropout in inference mode", kind="dropout")
+_simple("weight_norm", lambda k: eqx.nn.WeightNorm(eqx.nn.Linear(4, 3, key=k)), (4,), kind="weight_norm")
 
 
 class SpectralLinear(eqx.Module):
@@ -196,10 +201,10 @@ class SpectralLinear(eqx.Module):
 
 
 _simple("spectral_norm", SpectralLinear, (4,), stateful=True,
-        note="inference mode: no power iteration, u and v a constant State")
+        note="inference mode: no power iteration, u and v a constant State", kind="spectral_norm")
 _simple("prelu", lambda k: eqx.nn.Sequential([eqx.nn.Linear(3, 3, key=k), eqx.nn.Lambda(eqx.nn.PReLU()),
                                               eqx.nn.Linear(3, 2, key=k)]),
-        (3,), note="eqx.nn.Sequential of Linear, PReLU, Linear", extended=True)
+        (3,), note="eqx.nn.Sequential of Linear, PReLU, Linear")
 
 # ----------------------------------------------------------------------------- small models
 
@@ -227,7 +232,7 @@ class CNN(eqx.Module):
         return self.head(h.reshape(-1)), state
 
 
-_simple("cnn", CNN, (1, 4, 4), stateful=True, note="Conv-BatchNorm-relu-AvgPool-Conv-Linear")
+_simple("cnn", CNN, (1, 4, 4), stateful=True, note="Conv-BatchNorm-relu-AvgPool-Conv-Linear", kind="cnn")
 
 
 class Transformer(eqx.Module):
@@ -260,7 +265,7 @@ class Transformer(eqx.Module):
         return self.head((h * valid[:, None]).sum(0) / valid.sum())
 
 
-@register("equinox", "transformer", extended=True, note="embedding, positions, pre-LN block with padding mask, pooling")
+@register("equinox", "transformer", note="embedding, positions, pre-LN block with padding mask, pooling")
 def _transformer(dtype=None):
     x1, x2 = id_pair((4,), 5)
     return _build(Transformer, x1.at[:, 0].set(1), x2.at[:, 0].set(2), float_dtype(dtype))
@@ -290,7 +295,7 @@ class ScannedMLP(eqx.Module):
         return self.head(h)
 
 
-_simple("scan_checkpoint_mlp", ScannedMLP, (2,), note="filter_vmap-stacked layers, lax.scan, filter_checkpoint", extended=True)
+_simple("scan_checkpoint_mlp", ScannedMLP, (2,), note="filter_vmap-stacked layers, lax.scan, filter_checkpoint")
 
 
 class SharedEmbedding(eqx.Module):
@@ -308,6 +313,6 @@ class SharedEmbedding(eqx.Module):
         return head(jnp.tanh(jax.vmap(embed)(ids).mean(0)))
 
 
-@register("equinox", "shared", extended=True, note="eqx.nn.Shared ties the embedding and the output layer")
+@register("equinox", "shared", note="eqx.nn.Shared ties the embedding and the output layer")
 def _shared(dtype=None):
     return _build(SharedEmbedding, *id_pair((3,), 6), float_dtype(dtype))

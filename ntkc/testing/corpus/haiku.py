@@ -41,25 +41,26 @@ def _simple(layer: str, forward: Callable, shape: tuple[int, ...], **kw: Any) ->
 
 # ----------------------------------------------------------------------------- dense
 
-_simple("linear", lambda x: hk.Linear(3)(x), (4,))
-_simple("bias", lambda x: hk.Bias()(x), (2, 3), note="hk.Bias alone: a constant block-diagonal Jacobian", extended=True)
-_simple("mlp", lambda x: hk.nets.MLP([4, 2], activation=jax.nn.elu)(x), (3,), note="hk.nets.MLP with elu", extended=True)
+_simple("linear", lambda x: hk.Linear(3)(x), (4,), kind="dense")
+_simple("bias", lambda x: hk.Bias()(x), (2, 3), note="hk.Bias alone: a constant block-diagonal Jacobian")
+_simple("mlp", lambda x: hk.nets.MLP([4, 2], activation=jax.nn.elu)(x), (3,), note="hk.nets.MLP with elu")
 
 # ----------------------------------------------------------------------------- convolutions
 
-_simple("conv1d", lambda x: hk.Conv1D(2, 3)(x), (5, 1))
-_simple("conv2d", lambda x: hk.Conv2D(2, 2, stride=2)(x), (4, 3, 1))
+_simple("conv1d", lambda x: hk.Conv1D(2, 3)(x), (5, 1), kind="conv1d")
+_simple("conv2d", lambda x: hk.Conv2D(2, 2, stride=2)(x), (4, 3, 1), kind="conv2d")
 _simple("conv2d_dilated_nchw", lambda x: hk.Conv2D(1, 2, rate=(2, 1), padding="VALID", data_format="NCHW")(x),
-        (2, 3, 3), note="rate (dilation) 2x1, channels first", extended=True)
-_simple("conv3d", lambda x: hk.Conv3D(2, 2, padding="VALID")(x), (3, 2, 2, 1))
-_simple("conv_transpose1d", lambda x: hk.Conv1DTranspose(2, 3, stride=2)(x), (3, 1))
-_simple("conv_transpose2d", lambda x: hk.Conv2DTranspose(1, 2, stride=2)(x), (1, 2, 2))
-_simple("conv_transpose3d", lambda x: hk.Conv3DTranspose(1, 2)(x), (2, 2, 2, 1))
-_simple("grouped_conv1d", lambda x: hk.Conv1D(4, 3, padding="VALID", feature_group_count=2)(x), (4, 2))
-_simple("depthwise_conv2d", lambda x: hk.DepthwiseConv2D(2, 2, padding="VALID")(x), (3, 2, 2))
-_simple("depthwise_conv1d", lambda x: hk.DepthwiseConv1D(2, 2, padding="VALID")(x), (3, 2), extended=True)
+        (2, 3, 3), note="rate (dilation) 2x1, channels first")
+_simple("conv3d", lambda x: hk.Conv3D(2, 2, padding="VALID")(x), (3, 2, 2, 1), kind="conv3d")
+_simple("conv_transpose1d", lambda x: hk.Conv1DTranspose(2, 3, stride=2)(x), (3, 1), kind="conv_transpose1d")
+_simple("conv_transpose2d", lambda x: hk.Conv2DTranspose(1, 2, stride=2)(x), (1, 2, 2), kind="conv_transpose2d")
+_simple("conv_transpose3d", lambda x: hk.Conv3DTranspose(1, 2)(x), (2, 2, 2, 1), kind="conv_transpose3d")
+_simple("grouped_conv1d", lambda x: hk.Conv1D(4, 3, padding="VALID", feature_group_count=2)(x), (4, 2),
+        kind="grouped_conv")
+_simple("depthwise_conv2d", lambda x: hk.DepthwiseConv2D(2, 2, padding="VALID")(x), (3, 2, 2), kind="depthwise_conv")
+_simple("depthwise_conv1d", lambda x: hk.DepthwiseConv1D(2, 2, padding="VALID")(x), (3, 2))
 _simple("separable_conv2d", lambda x: hk.SeparableDepthwiseConv2D(2, 2, padding="VALID")(x), (3, 2, 2),
-        note="depthwise then pointwise (the library's separable layer)", extended=True)
+        note="depthwise then pointwise (the library's separable layer)")
 
 # ----------------------------------------------------------------------------- normalisation
 
@@ -69,12 +70,13 @@ def _conv_batch_norm(x, is_training=False):
     return hk.BatchNorm(True, True, decay_rate=0.9)(x, is_training=is_training)
 
 
-_simple("batch_norm", _conv_batch_norm, (4, 1), note="Conv, then BatchNorm(is_training=False): averages are state")
-_simple("layer_norm", lambda x: hk.LayerNorm(-1, True, True)(x), (2, 3))
-_simple("layer_norm_2axes", lambda x: hk.LayerNorm((-2, -1), True, True, param_axis=(-2, -1))(x), (2, 3), extended=True)
-_simple("group_norm", lambda x: hk.GroupNorm(2)(x), (3, 4))
-_simple("rms_norm", lambda x: hk.RMSNorm(-1)(x), (5,))
-_simple("instance_norm", lambda x: hk.InstanceNorm(True, True)(x), (3, 2), extended=True)
+_simple("batch_norm", _conv_batch_norm, (4, 1), note="Conv, then BatchNorm(is_training=False): averages are state",
+        kind="batch_norm")
+_simple("layer_norm", lambda x: hk.LayerNorm(-1, True, True)(x), (2, 3), kind="layer_norm")
+_simple("layer_norm_2axes", lambda x: hk.LayerNorm((-2, -1), True, True, param_axis=(-2, -1))(x), (2, 3))
+_simple("group_norm", lambda x: hk.GroupNorm(2)(x), (3, 4), kind="group_norm")
+_simple("rms_norm", lambda x: hk.RMSNorm(-1)(x), (5,), kind="rms_norm")
+_simple("instance_norm", lambda x: hk.InstanceNorm(True, True)(x), (3, 2))
 
 # ----------------------------------------------------------------------------- embeddings
 
@@ -86,9 +88,8 @@ def _ids(layer: str, forward: Callable, **kw: Any) -> None:
         return _build(forward, *id_pair((3,), 6), float_dtype(dtype))
 
 
-_ids("embed", lambda ids: hk.Embed(6, 2)(ids), extended=True)
-_ids("embed_one_hot", lambda ids: hk.Embed(6, 2, lookup_style="ONE_HOT")(ids), note="lookup_style='ONE_HOT'",
-     extended=True)
+_ids("embed", lambda ids: hk.Embed(6, 2)(ids))
+_ids("embed_one_hot", lambda ids: hk.Embed(6, 2, lookup_style="ONE_HOT")(ids), note="lookup_style='ONE_HOT'")
 
 
 def _tied(ids):
@@ -96,7 +97,7 @@ def _tied(ids):
     return jnp.tanh(embed(ids).mean(-2)) @ embed.embeddings.T
 
 
-_ids("embed_tied", _tied, note="the table is also the output layer")
+_ids("embed_tied", _tied, note="the table is also the output layer", kind="embedding")
 
 # ----------------------------------------------------------------------------- attention
 
@@ -108,7 +109,7 @@ def _masked_attention(x):
                                                                                             mask=mask)
 
 
-@register("haiku", "mha_masked", note="MultiHeadAttention, causal and padding masks")
+@register("haiku", "mha_masked", kind="attention", note="MultiHeadAttention, causal and padding masks")
 def _mha(dtype=None):
     dtype = float_dtype(dtype)
     a1, a2 = pair((3, 2), dtype)
@@ -134,13 +135,13 @@ def _static(core: Callable) -> Callable:
     return forward
 
 
-_simple("lstm", _dynamic(lambda: hk.LSTM(3)), (3, 2), note="hk.LSTM run by hk.dynamic_unroll (a scan)")
-_simple("gru", _static(lambda: hk.GRU(3)), (3, 2), note="hk.GRU run by hk.static_unroll (unrolled)")
-_simple("gru_dynamic", _dynamic(lambda: hk.GRU(3)), (3, 2), note="hk.GRU run by hk.dynamic_unroll (a scan)", extended=True)
-_simple("vanilla_rnn", _dynamic(lambda: hk.VanillaRNN(3)), (3, 2), note="hk.VanillaRNN by hk.dynamic_unroll", extended=True)
+_simple("lstm", _dynamic(lambda: hk.LSTM(3)), (3, 2), note="hk.LSTM run by hk.dynamic_unroll (a scan)", kind="lstm")
+_simple("gru", _static(lambda: hk.GRU(3)), (3, 2), note="hk.GRU run by hk.static_unroll (unrolled)", kind="gru")
+_simple("gru_dynamic", _dynamic(lambda: hk.GRU(3)), (3, 2), note="hk.GRU run by hk.dynamic_unroll (a scan)")
+_simple("vanilla_rnn", _dynamic(lambda: hk.VanillaRNN(3)), (3, 2), note="hk.VanillaRNN by hk.dynamic_unroll")
 _simple("deep_rnn", _dynamic(lambda: hk.DeepRNN([hk.LSTM(2), jax.nn.relu, hk.GRU(2)])), (3, 2),
-        note="hk.DeepRNN (LSTM, relu, GRU) by hk.dynamic_unroll", extended=True)
-_simple("conv1d_lstm", _dynamic(lambda: hk.Conv1DLSTM((3,), 2, 2)), (2, 3, 1), note="hk.Conv1DLSTM by dynamic_unroll", extended=True)
+        note="hk.DeepRNN (LSTM, relu, GRU) by hk.dynamic_unroll")
+_simple("conv1d_lstm", _dynamic(lambda: hk.Conv1DLSTM((3,), 2, 2)), (2, 3, 1), note="hk.Conv1DLSTM by dynamic_unroll")
 
 # ----------------------------------------------------------------------------- regularisers
 
@@ -152,7 +153,7 @@ def _dropout(x, is_training=False):
     return hk.Linear(2)(h)
 
 
-_simple("dropout", _dropout, (3,), note="hk.dropout skipped when is_training=False (Haiku's idiom)")
+_simple("dropout", _dropout, (3,), note="hk.dropout skipped when is_training=False (Haiku's idiom)", kind="dropout")
 
 
 def _spectral_linear(x):
@@ -160,7 +161,8 @@ def _spectral_linear(x):
     return x @ hk.SpectralNorm(n_steps=2)(w, update_stats=False) + hk.get_parameter("b", (3,), init=jnp.zeros)
 
 
-_simple("spectral_norm", _spectral_linear, (4,), note="hk.SpectralNorm(update_stats=False): u0 a constant state")
+_simple("spectral_norm", _spectral_linear, (4,), note="hk.SpectralNorm(update_stats=False): u0 a constant state",
+        kind="spectral_norm")
 
 # ----------------------------------------------------------------------------- small models
 
@@ -173,7 +175,7 @@ def _cnn(x, is_training=False):
     return hk.Linear(3)(hk.Flatten()(x))
 
 
-_simple("cnn", _cnn, (4, 4, 1), note="Conv-BatchNorm-relu-avg_pool-Conv-Flatten-Linear")
+_simple("cnn", _cnn, (4, 4, 1), note="Conv-BatchNorm-relu-avg_pool-Conv-Flatten-Linear", kind="cnn")
 
 
 def _transformer(ids):
@@ -187,7 +189,7 @@ def _transformer(ids):
     return hk.Linear(2)(pooled)
 
 
-@register("haiku", "transformer", extended=True, note="embedding, positions, pre-LN block with padding mask, pooling")
+@register("haiku", "transformer", note="embedding, positions, pre-LN block with padding mask, pooling")
 def _transformer_build(dtype=None):
     x1, x2 = id_pair((4,), 5)
     return _build(_transformer, x1.at[:, 0].set(1), x2.at[:, 0].set(2), float_dtype(dtype))
@@ -203,4 +205,4 @@ def _layer_stack(x):
     return hk.Linear(2)(stack(h))
 
 
-_simple("layer_stack_remat", _layer_stack, (2,), note="hk.layer_stack (a scan over layers) of hk.remat(Linear)", extended=True)
+_simple("layer_stack_remat", _layer_stack, (2,), note="hk.layer_stack (a scan over layers) of hk.remat(Linear)")

@@ -66,7 +66,7 @@ def attention_custom_vjp(p, x):
     return h @ p["wo"]
 
 
-@register("jax", "custom_vjp", name="custom_vjp_attention", method_fallbacks=("ntvp",),
+@register("jax", "custom_vjp", name="custom_vjp_attention", kind="custom_vjp", method_fallbacks=("ntvp",),
           note="softmax with a hand-written VJP, gradient scaling (no parameter inside a rule); ntvp "
                "falls back: forward mode cannot run a custom VJP")
 def _custom_vjp_attention(dtype=None):
@@ -101,7 +101,8 @@ def fused_norm_mlp(p, x):
     return jnp.tanh(fused_rms_norm(x @ p["w1"], p["scale"])) @ p["w2"]
 
 
-@register("jax", "custom_vjp", name="custom_vjp_fused_norm", fallbacks=("custom_lin",), method_fallbacks=("ntvp",),
+@register("jax", "custom_vjp", name="custom_vjp_fused_norm", kind="custom_vjp_parameter", fallbacks=("custom_lin",),
+          method_fallbacks=("ntvp",),
           note="an RMS norm with a hand-written VJP reading its scale parameter: that use is a dense "
                "block (its structure is the user's backward rule); ntvp falls back")
 def _custom_vjp_fused_norm(dtype=None):
@@ -132,7 +133,8 @@ def custom_jvp_model(p, x):
                             safe_norm(h)[..., None]], axis=-1)
 
 
-@register("jax", "custom_jvp", note="a user custom_jvp (safe norm) and jax.nn.relu / softmax / logsumexp")
+@register("jax", "custom_jvp", kind="custom_jvp",
+          note="a user custom_jvp (safe norm) and jax.nn.relu / softmax / logsumexp")
 def _custom_jvp(dtype=None):
     dtype = float_dtype(dtype)
     return (custom_jvp_model, _params(dtype, w1=(3, 4), b1=(4,), w2=(4, 3)), *pair((3,), dtype))
@@ -153,7 +155,8 @@ def checkpoint_model(p, x):
     return h @ p["head"]
 
 
-@register("jax", "checkpoint", note="jax.checkpoint with dots_saveable, save_only_these_names, nothing_saveable")
+@register("jax", "checkpoint", kind="checkpoint",
+          note="jax.checkpoint with dots_saveable, save_only_these_names, nothing_saveable")
 def _checkpoint(dtype=None):
     dtype = float_dtype(dtype)
     p = _params(dtype, inp=(2, 3), head=(3, 2))
@@ -178,7 +181,8 @@ def named_model(p, x):
     return jax.named_call(lambda h: h @ p["head"], name="head")(h)
 
 
-@register("jax", "named_call", name="named_call_scope", note="jax.named_call and nested jax.named_scope")
+@register("jax", "named_call", name="named_call_scope", kind="named_call",
+          note="jax.named_call and nested jax.named_scope")
 def _named(dtype=None):
     dtype = float_dtype(dtype)
     return (named_model, _params(dtype, w1=(3, 4), b1=(4,), w2=(4, 4), b2=(4,), head=(4, 2)), *pair((3,), dtype))
@@ -200,7 +204,8 @@ def attention_idioms(p, x):
     return jnp.einsum("...qhd,hdo->...qo", o, p["wo"])
 
 
-@register("jax", "attention_idioms", note="einsum with ellipses, / np.sqrt(d), jnp.where causal mask")
+@register("jax", "attention_idioms", kind="jnp_attention",
+          note="einsum with ellipses, / np.sqrt(d), jnp.where causal mask")
 def _attention_idioms(dtype=None):
     dtype = float_dtype(dtype)
     p = _params(dtype, wq=(2, 2, 2), wk=(2, 2, 2), wv=(2, 2, 2), wo=(2, 2, 2))
@@ -217,7 +222,8 @@ def take_along_model(p, x):
     return jnp.where(x["labels"] >= 0, picked, 0.0)
 
 
-@register("jax", "take_along_axis", note="jnp.take_along_axis on labels, jnp.where padding, an index lookup")
+@register("jax", "take_along_axis", kind="take_along_axis",
+          note="jnp.take_along_axis on labels, jnp.where padding, an index lookup")
 def _take_along(dtype=None):
     dtype = float_dtype(dtype)
     p = _params(dtype, embed=(5, 3), w=(3, 3), out=(3, 4))

@@ -32,23 +32,26 @@ def _simple(layer: str, make: Any, shape: tuple[int, ...], **kw: Any) -> None:
 
 # ----------------------------------------------------------------------------- dense
 
-_simple("dense", lambda d: nn.Dense(3), (4,))
-_simple("dense_general", lambda d: nn.DenseGeneral((2, 2), axis=(-2, -1)), (2, 3), extended=True)
-_simple("einsum", lambda d: nn.Einsum((3, 2, 2), "...d,dnh->...nh"), (2, 3), extended=True)
+_simple("dense", lambda d: nn.Dense(3), (4,), kind="dense")
+_simple("dense_general", lambda d: nn.DenseGeneral((2, 2), axis=(-2, -1)), (2, 3))
+_simple("einsum", lambda d: nn.Einsum((3, 2, 2), "...d,dnh->...nh"), (2, 3))
 
 # ----------------------------------------------------------------------------- convolutions
 
-_simple("conv1d", lambda d: nn.Conv(2, (3,), padding="SAME"), (5, 1))
-_simple("conv2d", lambda d: nn.Conv(2, (2, 2), strides=2, padding="SAME"), (4, 3, 1))
+_simple("conv1d", lambda d: nn.Conv(2, (3,), padding="SAME"), (5, 1), kind="conv1d")
+_simple("conv2d", lambda d: nn.Conv(2, (2, 2), strides=2, padding="SAME"), (4, 3, 1), kind="conv2d")
 _simple("conv2d_dilated_circular", lambda d: nn.Conv(1, (2, 2), kernel_dilation=(2, 1), padding="CIRCULAR"),
-        (3, 3, 2), extended=True)
-_simple("conv3d", lambda d: nn.Conv(2, (2, 2, 2), padding="VALID"), (3, 2, 2, 1))
-_simple("conv_transpose1d", lambda d: nn.ConvTranspose(2, (3,), strides=(2,)), (3, 1))
-_simple("conv_transpose2d", lambda d: nn.ConvTranspose(1, (2, 2), strides=(2, 2)), (1, 2, 2))
-_simple("conv_transpose3d", lambda d: nn.ConvTranspose(1, (2, 2, 2), padding="SAME"), (2, 2, 2, 1))
-_simple("grouped_conv1d", lambda d: nn.Conv(4, (3,), feature_group_count=2, padding="VALID"), (4, 2))
-_simple("depthwise_conv2d", lambda d: nn.Conv(4, (2, 2), feature_group_count=2, padding="VALID"), (3, 2, 2))
-_simple("conv_local1d", lambda d: nn.ConvLocal(2, (2,), padding="VALID"), (4, 1), extended=True)
+        (3, 3, 2))
+_simple("conv3d", lambda d: nn.Conv(2, (2, 2, 2), padding="VALID"), (3, 2, 2, 1), kind="conv3d")
+_simple("conv_transpose1d", lambda d: nn.ConvTranspose(2, (3,), strides=(2,)), (3, 1), kind="conv_transpose1d")
+_simple("conv_transpose2d", lambda d: nn.ConvTranspose(1, (2, 2), strides=(2, 2)), (1, 2, 2), kind="conv_transpose2d")
+_simple("conv_transpose3d", lambda d: nn.ConvTranspose(1, (2, 2, 2), padding="SAME"), (2, 2, 2, 1),
+        kind="conv_transpose3d")
+_simple("grouped_conv1d", lambda d: nn.Conv(4, (3,), feature_group_count=2, padding="VALID"), (4, 2),
+        kind="grouped_conv")
+_simple("depthwise_conv2d", lambda d: nn.Conv(4, (2, 2), feature_group_count=2, padding="VALID"), (3, 2, 2),
+        kind="depthwise_conv")
+_simple("conv_local1d", lambda d: nn.ConvLocal(2, (2,), padding="VALID"), (4, 1))
 
 # ----------------------------------------------------------------------------- normalisation
 
@@ -62,23 +65,24 @@ class ConvBatchNorm(nn.Module):
         return nn.BatchNorm(use_running_average=not train, momentum=0.5)(x)
 
 
-@register("linen", "batch_norm", note="Conv, then BatchNorm(use_running_average=True): statistics are constants")
+@register("linen", "batch_norm", kind="batch_norm",
+          note="Conv, then BatchNorm(use_running_average=True): statistics are constants")
 def _batch_norm(dtype=None):
     dtype = float_dtype(dtype)
     x1, x2 = pair((4, 1), dtype)
     return _build(ConvBatchNorm(), x1, x2, dtype, train=False)
 
 
-_simple("layer_norm", lambda d: nn.LayerNorm(), (2, 3))
-_simple("layer_norm_2axes", lambda d: nn.LayerNorm(reduction_axes=(-2, -1), feature_axes=(-2, -1)), (2, 3), extended=True)
-_simple("group_norm", lambda d: nn.GroupNorm(num_groups=2), (3, 4))
-_simple("rms_norm", lambda d: nn.RMSNorm(), (5,))
-_simple("instance_norm", lambda d: nn.InstanceNorm(), (3, 2), extended=True)
+_simple("layer_norm", lambda d: nn.LayerNorm(), (2, 3), kind="layer_norm")
+_simple("layer_norm_2axes", lambda d: nn.LayerNorm(reduction_axes=(-2, -1), feature_axes=(-2, -1)), (2, 3))
+_simple("group_norm", lambda d: nn.GroupNorm(num_groups=2), (3, 4), kind="group_norm")
+_simple("rms_norm", lambda d: nn.RMSNorm(), (5,), kind="rms_norm")
+_simple("instance_norm", lambda d: nn.InstanceNorm(), (3, 2))
 
 # ----------------------------------------------------------------------------- embeddings
 
 
-@register("linen", "embed", extended=True)
+@register("linen", "embed")
 def _embed(dtype=None):
     return _build(nn.Embed(6, 2), *id_pair((3,), 6), float_dtype(dtype))
 
@@ -92,7 +96,7 @@ class TiedEmbed(nn.Module):
         return embed.attend(jnp.tanh(embed(ids).mean(-2)))
 
 
-@register("linen", "embed_attend", note="weights tied between the lookup and the output layer")
+@register("linen", "embed_attend", kind="embedding", note="weights tied between the lookup and the output layer")
 def _embed_attend(dtype=None):
     return _build(TiedEmbed(), *id_pair((3,), 6), float_dtype(dtype))
 
@@ -107,7 +111,8 @@ class CausalSelfAttention(nn.Module):
                                                deterministic=True, dropout_rate=0.1)(x, mask=mask)
 
 
-@register("linen", "mha_causal", note="MultiHeadDotProductAttention, causal mask, dropout deterministic")
+@register("linen", "mha_causal", kind="attention",
+          note="MultiHeadDotProductAttention, causal mask, dropout deterministic")
 def _mha_causal(dtype=None):
     dtype = float_dtype(dtype)
     return _build(CausalSelfAttention(), *pair((3, 2), dtype), dtype)
@@ -122,7 +127,7 @@ class CrossAttention(nn.Module):
         return nn.MultiHeadAttention(num_heads=2, qkv_features=2, out_features=2)(x["q"], x["kv"], mask=mask)
 
 
-@register("linen", "mha_cross_padding_mask", extended=True, note="cross-attention, a padding mask from the input")
+@register("linen", "mha_cross_padding_mask", note="cross-attention, a padding mask from the input")
 def _mha_cross(dtype=None):
     dtype = float_dtype(dtype)
     (q1, q2), (kv1, kv2) = pair((2, 3), dtype), pair((4, 3), dtype, seed=1)
@@ -137,14 +142,14 @@ def _rnn(layer: str, cell: Any, shape=(3, 2), **kw: Any) -> None:
     _simple(layer, lambda d: nn.RNN(cell(d)), shape, note="run by nn.RNN (a lifted scan)", **kw)
 
 
-_rnn("lstm", lambda d: nn.LSTMCell(3, param_dtype=d))
-_rnn("optimized_lstm", lambda d: nn.OptimizedLSTMCell(3, param_dtype=d), extended=True)
-_rnn("gru", lambda d: nn.GRUCell(3, param_dtype=d))
-_rnn("simple_cell", lambda d: nn.SimpleCell(3, param_dtype=d), extended=True)
-_rnn("mgu_cell", lambda d: nn.MGUCell(3, param_dtype=d), extended=True)
-_rnn("conv_lstm", lambda d: nn.ConvLSTMCell(2, (2,), param_dtype=d), shape=(2, 3, 1), extended=True)
-_simple("bidirectional_gru", lambda d: nn.Bidirectional(nn.RNN(nn.GRUCell(2, param_dtype=d)),
-                                                                           nn.RNN(nn.GRUCell(2, param_dtype=d))), (3, 2), extended=True)
+_rnn("lstm", lambda d: nn.LSTMCell(3, param_dtype=d), kind="lstm")
+_rnn("optimized_lstm", lambda d: nn.OptimizedLSTMCell(3, param_dtype=d))
+_rnn("gru", lambda d: nn.GRUCell(3, param_dtype=d), kind="gru")
+_rnn("simple_cell", lambda d: nn.SimpleCell(3, param_dtype=d))
+_rnn("mgu_cell", lambda d: nn.MGUCell(3, param_dtype=d))
+_rnn("conv_lstm", lambda d: nn.ConvLSTMCell(2, (2,), param_dtype=d), shape=(2, 3, 1))
+_simple("bidirectional_gru",
+        lambda d: nn.Bidirectional(nn.RNN(nn.GRUCell(2, param_dtype=d)), nn.RNN(nn.GRUCell(2, param_dtype=d))), (3, 2))
 
 
 class LSTMWithLengths(nn.Module):
@@ -157,7 +162,7 @@ class LSTMWithLengths(nn.Module):
         return nn.RNN(nn.LSTMCell(2, param_dtype=self.param_dtype))(x["x"], seq_lengths=x["length"])
 
 
-@register("linen", "lstm_seq_lengths", extended=True, note="nn.RNN with seq_lengths (masked steps)")
+@register("linen", "lstm_seq_lengths", note="nn.RNN with seq_lengths (masked steps)")
 def _lstm_lengths(dtype=None):
     dtype = float_dtype(dtype)
     (a1, a2) = pair((4, 2), dtype)
@@ -174,8 +179,8 @@ class DropoutMLP(nn.Module):
         return nn.Dense(2)(nn.Dropout(0.5, deterministic=True)(jnp.tanh(nn.Dense(4)(x))))
 
 
-_simple("dropout", lambda d: DropoutMLP(), (3,), note="Dropout(deterministic=True)")
-_simple("weight_norm", lambda d: nn.WeightNorm(nn.Dense(3)), (4,))
+_simple("dropout", lambda d: DropoutMLP(), (3,), note="Dropout(deterministic=True)", kind="dropout")
+_simple("weight_norm", lambda d: nn.WeightNorm(nn.Dense(3)), (4,), kind="weight_norm")
 
 
 class SpectralDense(nn.Module):
@@ -184,7 +189,8 @@ class SpectralDense(nn.Module):
         return nn.SpectralNorm(nn.Dense(3), n_steps=2)(x, update_stats=False)
 
 
-@register("linen", "spectral_norm", note="SpectralNorm(Dense), update_stats=False: u is a constant")
+@register("linen", "spectral_norm", kind="spectral_norm",
+          note="SpectralNorm(Dense), update_stats=False: u is a constant")
 def _spectral(dtype=None):
     dtype = float_dtype(dtype)
     x1, x2 = pair((4,), dtype)
@@ -197,7 +203,7 @@ class PReLUMLP(nn.Module):
         return nn.Dense(2)(nn.PReLU()(nn.Dense(3)(x)))
 
 
-_simple("prelu", lambda d: PReLUMLP(), (3,), extended=True)
+_simple("prelu", lambda d: PReLUMLP(), (3,))
 
 # ----------------------------------------------------------------------------- small models
 
@@ -214,7 +220,7 @@ class CNN(nn.Module):
         return nn.Dense(3)(x.reshape(*x.shape[:-3], -1))
 
 
-@register("linen", "cnn", note="Conv-BatchNorm-relu-avg_pool-Conv-Dense")
+@register("linen", "cnn", kind="cnn", note="Conv-BatchNorm-relu-avg_pool-Conv-Dense")
 def _cnn(dtype=None):
     dtype = float_dtype(dtype)
     x1, x2 = pair((4, 4, 1), dtype)
@@ -243,7 +249,7 @@ class Transformer(nn.Module):
         return nn.Dense(2)(pooled)
 
 
-@register("linen", "transformer", extended=True, note="embedding, positions, pre-LN block with padding mask, pooling")
+@register("linen", "transformer", note="embedding, positions, pre-LN block with padding mask, pooling")
 def _transformer(dtype=None):
     x1, x2 = id_pair((4,), 5)
     x1, x2 = x1.at[:, 0].set(1), x2.at[:, 0].set(2)  # every sequence has a valid token
@@ -265,4 +271,4 @@ class ScannedMLP(nn.Module):
         return nn.Dense(2)(h)
 
 
-_simple("scan_remat_mlp", lambda d: ScannedMLP(), (2,), note="nn.scan over layers of nn.remat(Dense)", extended=True)
+_simple("scan_remat_mlp", lambda d: ScannedMLP(), (2,), note="nn.scan over layers of nn.remat(Dense)")

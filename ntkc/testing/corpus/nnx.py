@@ -51,34 +51,37 @@ class Seq(nnx.Module):
 
 # ----------------------------------------------------------------------------- dense
 
-_simple("linear", lambda r, d: nnx.Linear(4, 3, rngs=r), (4,))
-_simple("linear_general", lambda r, d: nnx.LinearGeneral((2, 3), (2, 2), axis=(-2, -1), rngs=r), (2, 3), extended=True)
-_simple("einsum", lambda r, d: nnx.Einsum("...d,dnh->...nh", (3, 2, 2), (2, 2), rngs=r), (2, 3), extended=True)
+_simple("linear", lambda r, d: nnx.Linear(4, 3, rngs=r), (4,), kind="dense")
+_simple("linear_general", lambda r, d: nnx.LinearGeneral((2, 3), (2, 2), axis=(-2, -1), rngs=r), (2, 3))
+_simple("einsum", lambda r, d: nnx.Einsum("...d,dnh->...nh", (3, 2, 2), (2, 2), rngs=r), (2, 3))
 _simple("lora_linear", lambda r, d: nnx.LoRALinear(4, 3, lora_rank=2, rngs=r), (4,),
-        note="a Linear plus a rank-2 LoRA update (both differentiated)", extended=True)
+        note="a Linear plus a rank-2 LoRA update (both differentiated)")
 
 # ----------------------------------------------------------------------------- convolutions
 
-_simple("conv1d", lambda r, d: nnx.Conv(1, 2, (3,), rngs=r), (5, 1))
-_simple("conv2d", lambda r, d: nnx.Conv(1, 2, (2, 2), strides=2, rngs=r), (4, 3, 1))
-_simple("conv3d", lambda r, d: nnx.Conv(1, 2, (2, 2, 2), padding="VALID", rngs=r), (3, 2, 2, 1))
-_simple("conv_transpose1d", lambda r, d: nnx.ConvTranspose(1, 2, (3,), strides=2, rngs=r), (3, 1))
-_simple("conv_transpose2d", lambda r, d: nnx.ConvTranspose(2, 1, (2, 2), strides=2, rngs=r), (1, 2, 2))
-_simple("conv_transpose3d", lambda r, d: nnx.ConvTranspose(1, 1, (2, 2, 2), rngs=r), (2, 2, 2, 1))
+_simple("conv1d", lambda r, d: nnx.Conv(1, 2, (3,), rngs=r), (5, 1), kind="conv1d")
+_simple("conv2d", lambda r, d: nnx.Conv(1, 2, (2, 2), strides=2, rngs=r), (4, 3, 1), kind="conv2d")
+_simple("conv3d", lambda r, d: nnx.Conv(1, 2, (2, 2, 2), padding="VALID", rngs=r), (3, 2, 2, 1), kind="conv3d")
+_simple("conv_transpose1d", lambda r, d: nnx.ConvTranspose(1, 2, (3,), strides=2, rngs=r), (3, 1),
+        kind="conv_transpose1d")
+_simple("conv_transpose2d", lambda r, d: nnx.ConvTranspose(2, 1, (2, 2), strides=2, rngs=r), (1, 2, 2),
+        kind="conv_transpose2d")
+_simple("conv_transpose3d", lambda r, d: nnx.ConvTranspose(1, 1, (2, 2, 2), rngs=r), (2, 2, 2, 1),
+        kind="conv_transpose3d")
 _simple("grouped_conv1d", lambda r, d: nnx.Conv(2, 4, (3,), feature_group_count=2, padding="VALID", rngs=r),
-        (4, 2))
+        (4, 2), kind="grouped_conv")
 _simple("depthwise_conv2d", lambda r, d: nnx.Conv(2, 4, (2, 2), feature_group_count=2, padding="VALID", rngs=r),
-        (3, 2, 2))
+        (3, 2, 2), kind="depthwise_conv")
 
 # ----------------------------------------------------------------------------- normalisation
 
 _simple("batch_norm", lambda r, d: Seq(nnx.Conv(1, 2, (2,), padding="VALID", rngs=r), nnx.BatchNorm(2, rngs=r),
                                        act=lambda x: x),
-        (4, 1), note="Conv, then BatchNorm in eval mode: statistics are constants")
-_simple("layer_norm", lambda r, d: nnx.LayerNorm(3, rngs=r), (2, 3))
-_simple("group_norm", lambda r, d: nnx.GroupNorm(4, num_groups=2, rngs=r), (3, 4))
-_simple("rms_norm", lambda r, d: nnx.RMSNorm(5, rngs=r), (5,))
-_simple("instance_norm", lambda r, d: nnx.InstanceNorm(2, rngs=r), (3, 2), extended=True)
+        (4, 1), note="Conv, then BatchNorm in eval mode: statistics are constants", kind="batch_norm")
+_simple("layer_norm", lambda r, d: nnx.LayerNorm(3, rngs=r), (2, 3), kind="layer_norm")
+_simple("group_norm", lambda r, d: nnx.GroupNorm(4, num_groups=2, rngs=r), (3, 4), kind="group_norm")
+_simple("rms_norm", lambda r, d: nnx.RMSNorm(5, rngs=r), (5,), kind="rms_norm")
+_simple("instance_norm", lambda r, d: nnx.InstanceNorm(2, rngs=r), (3, 2))
 
 # ----------------------------------------------------------------------------- embeddings
 
@@ -93,13 +96,13 @@ class TiedEmbed(nnx.Module):
         return self.embed.attend(jnp.tanh(self.embed(ids).mean(-2)))
 
 
-@register("nnx", "embed", extended=True)
+@register("nnx", "embed")
 def _embed(dtype=None):
     dtype = float_dtype(dtype)
     return _build(lambda r: nnx.Embed(6, 2, param_dtype=dtype, rngs=r), *id_pair((3,), 6), dtype)
 
 
-@register("nnx", "embed_attend", note="weights tied between the lookup and the output layer")
+@register("nnx", "embed_attend", kind="embedding", note="weights tied between the lookup and the output layer")
 def _embed_attend(dtype=None):
     dtype = float_dtype(dtype)
     return _build(lambda r: TiedEmbed(r, dtype), *id_pair((3,), 6), dtype)
@@ -120,7 +123,8 @@ class MaskedAttention(nnx.Module):
         return self.mha(x["x"], mask=mask)
 
 
-@register("nnx", "mha_masked", note="MultiHeadAttention, causal and padding masks, dropout off in eval mode")
+@register("nnx", "mha_masked", kind="attention",
+          note="MultiHeadAttention, causal and padding masks, dropout off in eval mode")
 def _mha(dtype=None):
     dtype = float_dtype(dtype)
     a1, a2 = pair((3, 2), dtype)
@@ -134,24 +138,24 @@ def _rnn(layer: str, cell: Callable, **kw: Any) -> None:
     _simple(layer, lambda r, d: nnx.RNN(cell(r, d), rngs=r), (3, 2), note="run by nnx.RNN (nnx.scan)", **kw)
 
 
-_rnn("lstm", lambda r, d: nnx.LSTMCell(2, 3, param_dtype=d, rngs=r))
-_rnn("optimized_lstm", lambda r, d: nnx.OptimizedLSTMCell(2, 3, param_dtype=d, rngs=r), extended=True)
-_rnn("gru", lambda r, d: nnx.GRUCell(2, 3, param_dtype=d, rngs=r))
-_rnn("simple_cell", lambda r, d: nnx.SimpleCell(2, 3, param_dtype=d, dtype=d, rngs=r), extended=True)
+_rnn("lstm", lambda r, d: nnx.LSTMCell(2, 3, param_dtype=d, rngs=r), kind="lstm")
+_rnn("optimized_lstm", lambda r, d: nnx.OptimizedLSTMCell(2, 3, param_dtype=d, rngs=r))
+_rnn("gru", lambda r, d: nnx.GRUCell(2, 3, param_dtype=d, rngs=r), kind="gru")
+_rnn("simple_cell", lambda r, d: nnx.SimpleCell(2, 3, param_dtype=d, dtype=d, rngs=r))
 _simple("bidirectional_gru", lambda r, d: nnx.Bidirectional(nnx.RNN(nnx.GRUCell(2, 2, param_dtype=d, rngs=r), rngs=r),
                                                             nnx.RNN(nnx.GRUCell(2, 2, param_dtype=d, rngs=r), rngs=r),
-                                                            rngs=r), (3, 2), extended=True)
+                                                            rngs=r), (3, 2))
 
 # ----------------------------------------------------------------------------- regularisers
 
 _simple("dropout", lambda r, d: Seq(nnx.Linear(3, 4, rngs=r), nnx.Dropout(0.5, rngs=r), nnx.Linear(4, 2, rngs=r)),
-        (3,), note="Dropout in eval mode (deterministic)")
+        (3,), note="Dropout in eval mode (deterministic)", kind="dropout")
 _simple("weight_norm", lambda r, d: nnx.WeightNorm(nnx.Linear(4, 3, rngs=r), rngs=r), (4,), eager=True,
-        note="built eagerly (its scales are plain arrays, not state): the scales are constants")
+        note="built eagerly (its scales are plain arrays, not state): the scales are constants", kind="weight_norm")
 _simple("spectral_norm", lambda r, d: nnx.SpectralNorm(nnx.Linear(4, 3, rngs=r), n_steps=2, update_stats=False, rngs=r),
-        (4,), note="update_stats=False: the power-iteration vector is a constant")
+        (4,), note="update_stats=False: the power-iteration vector is a constant", kind="spectral_norm")
 _simple("prelu", lambda r, d: Seq(nnx.Linear(3, 3, rngs=r), nnx.PReLU(), nnx.Linear(3, 2, rngs=r), act=lambda x: x),
-        (3,), extended=True)
+        (3,))
 
 # ----------------------------------------------------------------------------- small models
 
@@ -171,7 +175,7 @@ class CNN(nnx.Module):
         return self.head(x.reshape(*x.shape[:-3], -1))
 
 
-@register("nnx", "cnn", note="Conv-BatchNorm-relu-avg_pool-Conv-Linear")
+@register("nnx", "cnn", kind="cnn", note="Conv-BatchNorm-relu-avg_pool-Conv-Linear")
 def _cnn(dtype=None):
     dtype = float_dtype(dtype)
     return _build(CNN, *pair((4, 4, 1), dtype), dtype)
@@ -198,7 +202,9 @@ class Transformer(nnx.Module):
         return self.head(pooled)
 
 
-@register("nnx", "transformer", extended=True, note="embedding, positions, pre-LN block with padding mask, pooling")
+@register("nnx", "transformer", precision="float32",
+          note="embedding, positions, pre-LN block with padding mask, pooling; without dropout NNX attention "
+               "runs jax.nn.dot_product_attention, whose softmax is computed in float32")
 def _transformer(dtype=None):
     dtype, (x1, x2) = float_dtype(dtype), id_pair((4,), 5)
     return _build(lambda r: Transformer(r, dtype), x1.at[:, 0].set(1), x2.at[:, 0].set(2), dtype)
@@ -226,4 +232,4 @@ class ScannedMLP(nnx.Module):
         return self.head(step(self.inp(x), self.layers))
 
 
-_simple("scan_remat_mlp", lambda r, d: ScannedMLP(r), (2,), note="nnx.vmap-made layers run by nnx.scan, nnx.remat", extended=True)
+_simple("scan_remat_mlp", lambda r, d: ScannedMLP(r), (2,), note="nnx.vmap-made layers run by nnx.scan, nnx.remat")
