@@ -96,7 +96,7 @@ def test_structured_and_one_other(name):
 
 
 @pytest.mark.corpus_full
-@pytest.mark.parametrize("method", list(ntkc.METHODS) + ["auto"])
+@pytest.mark.parametrize("method", sorted(set(ntkc.METHODS) | {"auto"}))
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xdist_group(n)) for n in NAMES])
 def test_every_method(name, method):
     check(name, (method,))
