@@ -42,18 +42,26 @@ def test_dense_fallback_warns_with_primitive_and_source():
     assert_equal_to_oracle(got, ref, jnp.float64)
 
 
+#: Zoo models with a documented dense block: a parameter read inside a custom_vjp's backward rule
+#: (its structure is the user's code; the block is built from the rule's transpose).
+DOCUMENTED_DENSE = {"custom_vjp_fused": {"custom_lin"}}
+
+
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_zoo_needs_no_fallback(name):
-    """Every primitive the zoo's models produce has a structure rule."""
+    """Every primitive the zoo's models produce has a structure rule (but the documented ones)."""
     inst = ZOO[name].make(jax.random.PRNGKey(0), dtype=jnp.float32)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         problem = build_problem(inst.f, inst.x1, None, inst.params, dict(inst.kwargs), trace_axes=(),
                                 diagonal_axes=(), vmap_axes=0)
         comp = compile_plan(problem, inst.params)
-    assert [str(w.message) for w in caught if issubclass(w.category, ntkc.DenseFallbackWarning)] == []
+    allowed = DOCUMENTED_DENSE.get(name, set())
+    dense = [str(w.message) for w in caught if issubclass(w.category, ntkc.DenseFallbackWarning)]
+    assert [m for m in dense if not any(f"'{p}'" in m for p in allowed)] == []
     uses = [u for side in comp.sides for u in side.uses]
-    assert uses and all(u.has_rule for u in uses)
+    assert uses and all(u.has_rule or u.eqn.name in allowed for u in uses)
+    assert {u.eqn.name for u in uses if not u.has_rule} == allowed
 
 
 def _shared_leaf_model(p, x, *, mask, scale):
