@@ -15,3 +15,7 @@ jax.config.update("jax_enable_x64", True)
 # ``method="auto"`` decides by the cost model alone in tests (no timing, no measurements read from
 # the user's cache); the tests of measured ties turn it on with a cache of their own.
 os.environ.setdefault("NTKC_AUTOTUNE", "0")
+
+# ``tests/fixtures/`` holds the scripts that regenerate fixtures (they import neural-tangents,
+# which the tests do not install): not test modules, so not collected for doctests either.
+collect_ignore = ["fixtures"]
