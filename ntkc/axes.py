@@ -78,6 +78,14 @@ class KernelAxes:
       ndim: number of axes of the (full, batched) output leaf.
       trace: canonical traced axes.
       diagonal: canonical diagonal axes.
+
+    Example:
+      >>> import ntkc
+      >>> axes = ntkc.KernelAxes.create(2, trace_axes=(-1,), diagonal_axes=())  # outputs (N, O)
+      >>> axes.trace, axes.result_shape((5, 10), (7, 10))
+      ((1,), (5, 7))
+      >>> ntkc.KernelAxes.create(2, trace_axes=(), diagonal_axes=(0,)).result_shape((5, 10), (5, 10))
+      (5, 10, 10)
     """
 
     ndim: int

@@ -56,6 +56,21 @@ class CostReport:
         rule), each naming the primitive and the user's line.
       measured: the :class:`ntkc.tuning.Measurement` of ``auto``'s near tie (measured times of
         its candidates on this device), when one was made or read (:func:`ntkc.compile`).
+
+    ``str(report)`` is a text table (at most 100 columns), ``report.markdown()`` a Markdown one
+    and ``report.json()`` everything, machine-readable.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, ntkc
+      >>> N, W = jax.export.symbolic_shape("N, W")
+      >>> f = lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"]
+      >>> params = {"w": jax.ShapeDtypeStruct((3, W), jnp.float32), "v": jax.ShapeDtypeStruct((W, 10), jnp.float32)}
+      >>> report = ntkc.cost_report(f, params, jax.ShapeDtypeStruct((N, 3), jnp.float32), vmap_axes=0,
+      ...                           dims={"N": 100, "W": 1024})
+      >>> sorted(report.costs), report.values["W"]
+      (['jacobian', 'ntvp', 'structured'], 1024)
+      >>> report.why()  # doctest: +ELLIPSIS
+      'structured: ...x fewer predicted FLOPs than ...'
     """
 
     costs: Mapping[str, MethodCost]
@@ -209,6 +224,16 @@ def cost_report(f, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
     ``{"W": 512}`` names the concrete size 512 ``W``, or gives a symbolic dimension ``W`` its value.
     ``xla=True`` also lowers every method's program (concrete shapes only; nothing is compiled
     or run) and records XLA's FLOP count next to the prediction.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, ntkc
+      >>> f = lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"]
+      >>> params = {"w": jnp.ones((3, 512)), "v": jnp.ones((512, 10))}
+      >>> report = ntkc.cost_report(f, params, jnp.ones((8, 3)), vmap_axes=0, trace_axes=(), dims={"W": 512})
+      >>> report.chosen
+      'structured'
+      >>> report.costs["jacobian"].flops["contractions"]    # 2·N²·O²·P, P = 3W + WO
+      2*N**2*O**2*(O*W + 3*W)
     """
     options = PlanOptions(trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes,
                           memory_limit=memory_limit)

@@ -32,6 +32,12 @@ class Method:
       fallback: ``fallback(analysis) -> Exception | None``: why the method cannot compute the
         kernel of the analysed ``f`` (Jacobian contraction computes it instead), or None.
       summary: one line for reports.
+
+    Example:
+      >>> import ntkc
+      >>> m = ntkc.METHODS["structured"]
+      >>> isinstance(m, ntkc.Method), m.name
+      (True, 'structured')
     """
 
     name: str
@@ -42,6 +48,16 @@ class Method:
 
 
 METHODS: dict[str, Method] = {}
+"""Every registered method by its ``method=`` name, in registration order (``"auto"`` chooses
+among them; see :func:`ntkc.valid_methods`).
+
+Example:
+  >>> import ntkc
+  >>> list(ntkc.METHODS)
+  ['jacobian', 'ntvp', 'structured']
+  >>> print(ntkc.METHODS["ntvp"].summary)  # doctest: +ELLIPSIS
+  NTK-vector products...
+"""
 
 
 def register(method: Method) -> None:

@@ -177,6 +177,22 @@ class NTKOperator:
     Square (x2 = None) operators are symmetric positive semi-definite; ``op + lam * ntkc.identity``
     adds ``lam`` to the diagonal. Passes through ``jax.jit`` as an argument (a pytree: its mode
     is settled, and a dense matrix built, when it is first flattened).
+
+    Example:
+      >>> import jax.numpy as jnp, numpy as np, ntkc
+      >>> f = lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"]
+      >>> params = {"w": np.linspace(-1, 1, 48, dtype=np.float32).reshape(3, 16),
+      ...           "v": np.linspace(-1, 1, 32, dtype=np.float32).reshape(16, 2)}
+      >>> x = np.linspace(-1, 1, 30, dtype=np.float32).reshape(10, 3)
+      >>> op = ntkc.ntk_operator(f, params, x, mode="dense")
+      >>> op.shape, (op @ np.ones(10, np.float32)).shape
+      ((10, 10), (10,))
+      >>> K = np.asarray(op.to_dense())
+      >>> bool(np.allclose(op.trace(), np.trace(K), rtol=1e-5))
+      True
+      >>> reg = op + 0.5 * ntkc.identity                          # K + 0.5 I
+      >>> bool(np.allclose(reg.diagonal(), op.diagonal() + 0.5, rtol=1e-5))
+      True
     """
 
     def __init__(self, held: Held, shift=0.0, leaves=None):
@@ -402,6 +418,18 @@ class ScaledIdentity:
 
 #: The identity: ``op + lam * ntkc.identity`` is ``K + lam·I``.
 identity = ScaledIdentity(1.0)
+"""The identity operator, to regularize an :class:`NTKOperator`: ``op + lam * ntkc.identity`` is
+the operator ``K + lam·I`` (the same shapes, ``lam`` added to the diagonal).
+
+Example:
+  >>> import jax.numpy as jnp, numpy as np, ntkc
+  >>> f = lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"]
+  >>> params = {"w": np.ones((3, 16), np.float32) / 3, "v": np.ones((16, 2), np.float32) / 4}
+  >>> op = ntkc.ntk_operator(f, params, np.ones((6, 3), np.float32), mode="dense")
+  >>> v = np.ones(6, np.float32)
+  >>> bool(np.allclose((op + 2.0 * ntkc.identity) @ v, op @ v + 2.0 * v, rtol=1e-5))
+  True
+"""
 
 
 def _apply_free(products, chunk, params, x1f, x2f, v):

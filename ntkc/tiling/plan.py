@@ -99,6 +99,15 @@ class TilePlan:
         gradients of convolutions on CPU run at about a fifth of it).
       layouts: each output leaf's kernel layout (:class:`~ntkc.tiling.geometry.Layout`).
       spread: (devices per process, processes) the plan is for.
+
+    Example:
+      >>> import numpy as np, jax.numpy as jnp, ntkc
+      >>> f = lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"]
+      >>> params = {"w": jnp.ones((3, 16)) / 3, "v": jnp.ones((16, 2)) / 4}
+      >>> x = np.ones((100, 3), np.float32)
+      >>> tp = ntkc.tile_plan(f, params, x, block_size=40)       # x2 = None: symmetric
+      >>> tp.n1, tp.block, tp.symmetric, len(tp.tiles)          # the 6 tiles on or above the diagonal
+      (100, (40, 40), True, 6)
     """
 
     n1: int
