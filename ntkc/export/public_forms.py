@@ -577,8 +577,13 @@ def public_call(eqn: Eqn, args: list[str], pool: ConstantPool) -> tuple[str, str
 
 
 def is_identity(eqn: Eqn) -> bool:
-    """Whether ``eqn``'s outputs are its inputs (a ``split`` into one piece is one too)."""
+    """Whether ``eqn``'s outputs are its inputs: a copy or placement, a ``split`` into one
+    piece, a conversion to the dtype the value has (it changes weak typing only)."""
     if eqn.name == "split":
         return len(eqn.outputs) == 1
+    if eqn.name == "convert_element_type":
+        atom = eqn.inputs[0]
+        dtype = atom.array().dtype if isinstance(atom, Lit) else atom.dtype
+        return np.dtype(dtype) == np.dtype(eqn.outputs[0].dtype)
     return eqn.name in IDENTITY and len(eqn.inputs) == len(eqn.outputs)
 
