@@ -5,7 +5,7 @@ Usage:
 
 One process, median of 10 after compiling, everything side by side:
 
-* the machine's f32 matmul rate (2048³) — the reference of the issue's FLOP-rate target;
+* the machine's f32 matmul rate (2048³) — the reference any FLOP rate is read against;
 * the plan's two matmul shapes on their own: ``x @ w`` (forward) and ``x @ w.T`` (sweep) with 16
   rows, and the rate XLA reaches on them;
 * the model's own forward pass on the 16 examples, and forward + one reverse sweep (``vjp``

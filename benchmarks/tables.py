@@ -195,34 +195,19 @@ def detail_table(rows) -> list[str]:
     return lines
 
 
-def slices(info: dict) -> list[str]:
-    """When the file was measured in several runs (``--append``): one line per run."""
-    runs = info.get("runs") or []
-    if len(runs) < 2:
-        return []
-    lines = ["Measured in slices (`--append`); the totals above are summed over them:", ""]
-    for run in runs:
-        lines.append(f"* `--only {run.get('only') or '(all)'}`: {run.get('configs', '?')} configuration(s), "
-                     f"{run.get('wall_s', 0) / 60:.1f} min, time-out {run.get('timeout_s', 0):.0f} s, {run.get('date', '')}"
-                     + (f", load average {run['load_start']:.1f} → {run['load_end']:.1f}" if "load_end" in run else "")
-                     + (f"; {run['note']}" if run.get("note") else ""))
-    return [*lines, ""]
-
-
 def report(rows, info: dict) -> str:
-    """The whole Markdown report."""
+    """The whole Markdown report: what was measured, on what, and the tables. When and how the
+    measurement was made (dates, load averages, the runs a grid was measured in) stays in the
+    meta file (``bench_<preset>.meta.json``)."""
     versions = ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items())
-    load = (f" (CPU time of all its processes {info['cpu_s'] / 60:.1f} min; load average "
-            f"{info['load_start']:.1f} at the start, {info['load_end']:.1f} at the end"
-            f"{', the largest over its runs' if len(info.get('runs') or []) > 1 else ''})" if "cpu_s" in info else "")
+    cpu = f" (CPU time of all its processes {info['cpu_s'] / 60:.1f} min)" if "cpu_s" in info else ""
     head = [f"# ntkc bench — preset `{info.get('preset')}`", "",
-            f"Machine: {info.get('cpu', '?')}, {info.get('cores', '?')} cores; {versions}; {info.get('date', '')}. "
-            f"Wall time of the run: {info.get('wall_s', 0) / 60:.1f} min{load}. Median of ≥ {info.get('repeats')} "
+            f"Machine: {info.get('cpu', '?')}, {info.get('cores', '?')} cores; {versions}. "
+            f"Wall time: {info.get('wall_s', 0) / 60:.1f} min{cpu}. Median of ≥ {info.get('repeats')} "
             f"runs per point, each (configuration, method) in its own process capped at {info.get('memory_gb')} "
             f"GiB, time-out {info.get('timeout_s', 0):.0f} s per process. Full kernels (`trace_axes=()`), "
             "`vmap_axes=0`, float32. Times in ms; OOM = out of memory (predicted over the cap, or the process ran "
-            "out), time-out = over the per-process limit (or predicted to be)."
-            + (f" Note: {info['note']}." if info.get("note") else ""), "", *slices(info)]
+            "out), time-out = over the per-process limit (or predicted to be).", ""]
     sections = [("Headline: time of each method / time of structured (geometric mean, min–max, points)",
                  headline(rows)),
                 ("The same ratios in CPU time (all threads; robust to other load on a shared machine)",
