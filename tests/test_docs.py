@@ -97,3 +97,14 @@ def test_site_configuration_builds_offline():
     assert "import:" not in config and "inventories" not in config
     nav = set(re.findall(r"([\w/]+\.md)$", config, flags=re.M))
     assert all((ROOT / "docs" / page).is_file() for page in nav), "a page in the nav is missing"
+
+
+@pytest.mark.parametrize("page", ["index.md", "getting_started.md", "compile_export.md"])
+def test_guide_code_runs(page, tmp_path, monkeypatch, capsys):
+    """The Python blocks of a guide run in order, in one namespace, as a reader would paste them."""
+    monkeypatch.chdir(tmp_path)                      # a block may write files (an exported module)
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / page).read_text(encoding="utf-8"), flags=re.S)
+    assert blocks
+    namespace: dict = {}
+    for i, block in enumerate(b for b in blocks if not b[:1].isspace()):  # not an excerpt of a module
+        exec(compile(block, f"docs/{page} block {i}", "exec"), namespace)  # noqa: S102
