@@ -96,7 +96,8 @@ def test_pytree_inputs_with_a_shared_leaf_in_small_chunks(mode):
     f, params, x, axes = shared_leaf_model()
     probe = ntkc.ntk_operator(f, params, x, trace_axes=(), vmap_axes=axes, mode="matrix_free")
     probe._held.measure()
-    limit = 4 * 2 * probe._held.per_example_bytes  # 4 examples a chunk for 2 vectors: 0-3, 4-7, 6-9
+    held = probe._held  # 4 examples a chunk for 2 vectors: 0-3, 4-7, 6-9
+    limit = 2 * held.vector_bytes + 4 * 2 * held.per_example_bytes
     op = ntkc.ntk_operator(f, params, x, trace_axes=(), vmap_axes=axes, mode=mode,
                            memory_limit=limit if mode == "matrix_free" else None)
     if mode == "matrix_free":
@@ -105,6 +106,21 @@ def test_pytree_inputs_with_a_shared_leaf_in_small_chunks(mode):
     matrix = as_matrix(oracle_ntk(closed, x["a"], None, params, trace_axes=(), vmap_axis=(0, 0)))
     v = np.random.default_rng(3).standard_normal((10, 2, 2))
     assert_close(op @ v, (matrix @ v.reshape(20, 2)).reshape(10, 2, 2))
+
+
+def test_vectors_in_groups_when_their_pulls_fill_the_budget():
+    """A budget for the parameter-shaped pulls of 2 vectors at a time: 5 vectors run as 3 groups
+    (the last padded with zero vectors), equal to all at once."""
+    f, params, x = wide_model(n=9)
+    probe = ntkc.ntk_operator(f, params, x, trace_axes=(-1,), mode="matrix_free")
+    probe._held.measure()
+    held = probe._held
+    op = ntkc.ntk_operator(f, params, x, trace_axes=(-1,), mode="matrix_free",
+                           memory_limit=4 * held.vector_bytes + 10 * held.per_example_bytes)
+    assert op._held.group(5) == 2
+    v = np.random.default_rng(9).standard_normal((9, 5))
+    matrix = as_matrix(oracle_ntk(f, x, None, params, trace_axes=(-1,), vmap_axis=(0, 0)))
+    assert_close(op @ v, matrix @ v)
 
 
 def test_examples_on_another_axis():

@@ -85,12 +85,30 @@ class Held:
         flops, used = _analysis(compiled)
         chunk1, chunk2 = min(size, self.rows1.n), min(size, self.rows2.n)
         self.product_flops = flops * max(self.rows1.n / chunk1, self.rows2.n / chunk2)
-        self.per_example_bytes = max(1, math.ceil(used / max(chunk1, chunk2)))
+        rest = used - self.vector_bytes - self.params_bytes  # what grows with the chunk's examples
+        self.per_example_bytes = max(1, math.ceil(max(rest, used / 4) / max(chunk1, chunk2)))
+
+    @property
+    def params_bytes(self) -> int:
+        return sum(int(np.prod(np.shape(leaf))) * jnp.dtype(leaf.dtype).itemsize
+                   for leaf in jax.tree_util.tree_leaves(self.params))
+
+    @property
+    def vector_bytes(self) -> int:
+        """What one vector of a product holds whatever the chunk: its T parameter-shaped pulls
+        (the running sum, a chunk's part, and the pushes' tangents)."""
+        return 3 * self.rows2.traced * self.params_bytes
+
+    def group(self, vectors: int) -> int:
+        """Vectors a product runs at once: all of them, unless their parameter-shaped pulls
+        alone would take more than half the budget (then groups run one after another)."""
+        return max(1, min(vectors, self.budget // (2 * self.vector_bytes)))
 
     def chunk(self, vectors: int) -> int:
-        """Examples per chunk for a product of ``vectors`` vectors within the budget."""
+        """Examples per chunk for a product of ``vectors`` vectors (at once) within the budget."""
         self.measure()
-        fits = self.budget // (self.per_example_bytes * max(1, vectors))
+        vectors = max(1, vectors)
+        fits = max(0, self.budget - vectors * self.vector_bytes) // (self.per_example_bytes * vectors)
         n = max(self.rows1.n, self.rows2.n)
         count = math.ceil(n / max(1, min(n, fits)))
         return math.ceil(n / count)
@@ -291,8 +309,9 @@ class NTKOperator:
                 matrix = held.matrix
             out = (matrix @ v.reshape(held.rows2.size, k).astype(matrix.dtype)).reshape(held.rows1.shape + (k,))
         else:
-            chunk = held.chunk(k)
-            out = _APPLY(held.products, chunk, params, x1f, x2f, v)
+            group = held.group(k)
+            chunk = held.chunk(group)
+            out = _APPLY(held.products, chunk, group, params, x1f, x2f, v)
         if self.square:
             out = out + self._shift * v.astype(out.dtype)
         return out
@@ -432,11 +451,21 @@ Example:
 """
 
 
-def _apply_free(products, chunk, params, x1f, x2f, v):
-    return products.apply(params, x1f, x2f, v, chunk)
+def _apply_free(products, chunk, group, params, x1f, x2f, v):
+    """The matrix-free product of ``v (..., k)``, ``group`` vectors at a time (zero vectors pad
+    the last group)."""
+    k = v.shape[-1]
+    if group >= k:
+        return products.apply(params, x1f, x2f, v, chunk)
+    count = -(-k // group)
+    padded = jnp.concatenate([v, jnp.zeros(v.shape[:-1] + (count * group - k,), v.dtype)], axis=-1)
+    groups = jnp.moveaxis(padded.reshape(v.shape[:-1] + (count, group)), -2, 0)
+    out = jax.lax.map(lambda part: products.apply(params, x1f, x2f, part, chunk), groups)
+    out = jnp.moveaxis(out, 0, -2)
+    return out.reshape(out.shape[:-2] + (count * group,))[..., :k]
 
 
-_APPLY = jax.jit(_apply_free, static_argnums=(0, 1))
+_APPLY = jax.jit(_apply_free, static_argnums=(0, 1, 2))
 
 
 def ntk_operator(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
