@@ -475,10 +475,11 @@ def plan(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
       >>> import jax, jax.numpy as jnp, ntkc
       >>> f = lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"]
       >>> params = {"w": jnp.ones((3, 8)) / 3, "v": jnp.ones((8, 2)) / 8}
-      >>> p = ntkc.plan(f, params, jax.ShapeDtypeStruct((4, 3), jnp.float32), vmap_axes=0)
+      >>> x = jnp.ones((4, 3))
+      >>> p = ntkc.plan(f, params, jax.ShapeDtypeStruct(x.shape, x.dtype), vmap_axes=0)
       >>> p.method in ntkc.METHODS      # "auto" resolved by the cost model
       True
-      >>> ntkc.run_plan(p, jnp.ones((4, 3)), None, params).shape
+      >>> ntkc.run_plan(p, x, None, params).shape
       (4, 4)
     """
     options = PlanOptions(trace_axes=trace_axes, diagonal_axes=diagonal_axes, vmap_axes=vmap_axes,
