@@ -318,7 +318,7 @@ def predict_regression(model: str, n: int, *, n_test: int, memory: int, rank: in
     f, params, x, _, _ = problem(model, n, n_test)
     return {"bench": "regression", "model": model, "n": n, "n_test": n_test, "mode": "matrix_free",
             "predicted": True, "preconditioner_rank": rank, "memory_limit": memory, "probes": probes,
-            "probe_product_10_s": measured, "product_10_s": product, "assumed_cg_iterations": iterations,
+            "probe_product_10_s": measured, "fit": [float(intercept), float(slope)], "product_10_s": product, "assumed_cg_iterations": iterations,
             "predicted_product_vectors": vectors, "predicted_s": product * vectors / k,
             "choice": auto_choice(f, params, x, products=vectors, memory=memory), "peak_rss_mib": max_rss_mib()}
 
@@ -419,76 +419,108 @@ def point_args(kind: str, **kw) -> list[str]:
     for key, value in kw.items():
         if value is True:
             args.append(f"--{key.replace('_', '-')}")
+        elif isinstance(value, (list, tuple)):
+            args += [f"--{key.replace('_', '-')}"] + [str(v) for v in value]
         elif value is not None and value is not False:
             args += [f"--{key.replace('_', '-')}", str(value)]
     return args
 
 
+#: Rows already in ``all``'s output, by their point's arguments: ``all`` resumes, it does not rerun them.
+DONE: dict[tuple, list[dict]] = {}
+
+
+def source() -> dict:
+    """The ntkc commit the points run, and whether ntkc/ differs from it."""
+    def git(*a):
+        return subprocess.run(["git", "-C", str(HERE.parent), *a], capture_output=True, text=True).stdout.strip()
+    return {"commit": git("rev-parse", "--short", "HEAD"), "ntkc_modified": bool(git("status", "--porcelain", "ntkc"))}
+
+
 def run_point(args: list[str], timeout: float) -> list[dict]:
+    if tuple(args) in DONE:
+        return DONE[tuple(args)]
+    tree = source()
     command = [sys.executable, str(pathlib.Path(__file__).resolve())] + args
     print("$ python benchmarks/operator.py " + " ".join(args), file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return [{"args": args, "missing": f"stopped after {timeout:.0f} s"}]
+        return [{"args": args, "missing": f"stopped after {timeout:.0f} s", **tree}]
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not rows:
         tail = (done.stderr.strip().splitlines() or [""])[-1][:300]
-        oom = "RESOURCE_EXHAUSTED" in done.stderr or "MemoryError" in done.stderr or "bad_alloc" in done.stderr
+        oom = any(text in done.stderr for text in ("RESOURCE_EXHAUSTED", "MemoryError", "bad_alloc", "Out of memory"))
         return [{"args": args, "missing": "out of memory" if oom else f"exit {done.returncode}",
-                 "detail": tail, "process_s": time.perf_counter() - t0}]
+                 "detail": tail, "process_s": time.perf_counter() - t0, **tree}]
     for row in rows:
-        row["args"] = args
-        row["process_s"] = time.perf_counter() - t0
+        row.update(args=args, process_s=time.perf_counter() - t0, **tree)
     return rows
 
 
 #: Sizes at which ``--predict`` times a product of 10 vectors, per model.
-PROBES = {"mlp": [1000, 2000], "cnn": [20, 40]}
+PROBES = {"mlp": [1000, 2000], "cnn": [4, 8]}
+
+#: The cost model's sweeps of ``all``: (model, memory_limit in GiB, sizes); 2**20 GiB stands for
+#: an unbounded budget (the time-only comparison).
+SWEEPS = [("mlp", 2.0, [1000, 2000, 5000, 10000, 20000, 23000, 24000, 50000]),
+          ("mlp", 2.0**20, [10000, 50000, 200000, 500000, 1000000, 2000000, 3000000]),
+          ("cnn", 2.0, [1000, 2000, 5000, 10000, 20000, 23000, 24000]),
+          ("cnn", 2.0**20, [10000, 50000, 100000])]
 
 
 def everything(out: pathlib.Path, skip_over: float, timeout: float, models: list[str], ns: list[int],
-               ranks: list[int | None], cap: float) -> None:
-    """Every regression point, in order: for each model and n, the matrix-free time predicted
-    from products timed at small sizes (and the last measured CG iterations); each matrix-free
-    point (one per preconditioner rank; None: ``predict_fn``'s default) run unless its
-    prediction is over ``skip_over``; then dense, run unless the last dense point of the model
-    scaled by n² is over it."""
+               ranks: list[int | None], cap: float, save: pathlib.Path) -> None:
+    """Every regression point, in order: for each model, the matrix-free product predicted
+    from products timed at small sizes (once), then for each n each matrix-free point (one per
+    preconditioner rank; None: ``predict_fn``'s default) unless its prediction (with the last
+    measured CG iterations) is over ``skip_over``, then dense unless the last dense point of the
+    model, its phases scaled to n (the kernel by n², the factorization by n³, the rest by n), is
+    over it."""
     def emit(rows):
+        written = set(out.read_text().splitlines()) if out.exists() else set()
         with out.open("a") as fh:
             for row in rows:
-                fh.write(json.dumps(row) + "\n")
-                print(json.dumps(row), flush=True)
+                if json.dumps(row) not in written:  # resumed: not twice
+                    fh.write(json.dumps(row) + "\n")
+                    print(json.dumps(row), flush=True)
 
     for model in models:
-        iterations, dense_rate = 50, None
+        iterations, last_dense, fit = 50, None, None
         for n in ns:
-            guess = run_point(point_args("regression", model=model, n=n, mode="matrix_free", predict=True,
-                                         iterations=iterations, probes=" ".join(map(str, PROBES[model])), cap=cap),
-                              timeout)
-            emit(guess)
-            product = guess[0].get("product_10_s", float("inf"))
+            if fit is None:
+                guess = run_point(point_args("regression", model=model, n=n, mode="matrix_free", predict=True,
+                                             iterations=iterations, probes=PROBES[model],
+                                             cap=cap), timeout)
+                emit(guess)
+                fit = guess[0].get("fit", [float("inf"), 0.0])
+            product = fit[0] + fit[1] * n
             for rank in ranks:
                 vectors = (rank or min(100, n // 4)) + (iterations + 2) * 10
                 predicted = product * vectors / 10
                 if predicted > skip_over:
                     emit([{"bench": "regression", "model": model, "n": n, "mode": "matrix_free",
-                           "preconditioner_rank": rank, "predicted_s": predicted,
+                           "preconditioner_rank": rank or min(100, n // 4), "predicted_s": predicted,
+                           "product_10_s": product, "assumed_cg_iterations": iterations,
                            "skipped": f"predicted {predicted:.0f} s > {skip_over:.0f} s"}])
                     continue
-                rows = run_point(point_args("regression", model=model, n=n, mode="matrix_free", rank=rank, cap=cap),
-                                 timeout)
+                rows = run_point(point_args("regression", model=model, n=n, mode="matrix_free", rank=rank, cap=cap,
+                                            save=save), timeout)
                 emit(rows)
                 iterations = rows[0].get("cg_iterations") or iterations
-            if dense_rate is not None and dense_rate * n * n > skip_over:
-                emit([{"bench": "regression", "model": model, "n": n, "mode": "dense", "predicted_s": dense_rate * n * n,
-                       "skipped": f"predicted {dense_rate * n * n:.0f} s > {skip_over:.0f} s (the last point's, × n²)"}])
-                continue
-            rows = run_point(point_args("regression", model=model, n=n, mode="dense", cap=cap), timeout)
+            if last_dense is not None:
+                r = n / last_dense["n"]
+                build, solve = last_dense.get("build_s", 0.0), last_dense.get("solve_s", 0.0)
+                predicted = build * r**2 + (solve - build) * r**3 + (last_dense["wall_s"] - solve) * r
+                if predicted > skip_over:
+                    emit([{"bench": "regression", "model": model, "n": n, "mode": "dense", "predicted_s": predicted,
+                           "skipped": f"predicted {predicted:.0f} s > {skip_over:.0f} s (the last point's phases, scaled)"}])
+                    continue
+            rows = run_point(point_args("regression", model=model, n=n, mode="dense", cap=cap, save=save), timeout)
             emit(rows)
             if "wall_s" in rows[0]:
-                dense_rate = rows[0]["wall_s"] / (n * n)
+                last_dense = rows[0]
 
 
 def main() -> None:
@@ -504,7 +536,8 @@ def main() -> None:
     r.add_argument("--rank", type=int, default=None, help="solve with this preconditioner rank (op.solve)")
     r.add_argument("--predict", action="store_true", help="predict the matrix-free time from one product")
     r.add_argument("--iterations", type=int, default=50, help="CG iterations assumed by --predict")
-    r.add_argument("--probes", default=None, help="--predict: sizes timed, e.g. '100 200' (default by model)")
+    r.add_argument("--probes", type=int, nargs="+", default=None,
+                   help="--predict: the sizes timed (default: 1000 2000 for the MLP, 4 8 for the CNN)")
     c = sub.add_parser("choice", help="the cost model's choice over n")
     c.add_argument("--model", choices=tiled_models.MODELS, default="mlp")
     c.add_argument("--n", type=int, nargs="+", required=True)
@@ -537,11 +570,20 @@ def main() -> None:
         return
     if args.bench == "all":
         ranks = [None if r == "default" else int(r) for r in args.ranks]
-        everything(pathlib.Path(args.out), args.skip_over, args.timeout, args.models, args.ns, ranks, args.cap)
-        spectra = [point_args("spectrum", n=500, check=True, cap=args.cap), point_args("spectrum", n=5000, cap=args.cap)]
-        for point in spectra:
+        out = pathlib.Path(args.out)
+        for line in out.read_text().splitlines() if out.exists() else []:
+            row = json.loads(line)
+            if "args" in row:
+                DONE.setdefault(tuple(row["args"]), []).append(row)
+        everything(out, args.skip_over, args.timeout, args.models, args.ns, ranks, args.cap, SAVE)
+        points = [point_args("choice", model=model, n=ns, memory=gib, cap=0)
+                  for model, gib, ns in SWEEPS if model in args.models]
+        points += [point_args("spectrum", n=500, check=True, cap=args.cap), point_args("spectrum", n=5000, cap=args.cap)]
+        for point in points:
+            if tuple(point) in DONE:
+                continue
             rows = run_point(point, args.timeout)
-            with pathlib.Path(args.out).open("a") as fh:
+            with out.open("a") as fh:
                 fh.writelines(json.dumps(row) + "\n" for row in rows)
         plot(pathlib.Path(args.out), HERE.parent / "docs" / "figures" / "spectrum.png")
         return
@@ -551,7 +593,7 @@ def main() -> None:
     elif args.bench == "spectrum":
         print(json.dumps(spectrum(args.n, args.k, args.check, args.top, memory)), flush=True)
     elif args.predict:
-        probes = [int(m) for m in args.probes.split()] if args.probes else PROBES[args.model]
+        probes = args.probes or PROBES[args.model]
         print(json.dumps(predict_regression(args.model, args.n, n_test=args.n_test, memory=memory, rank=args.rank,
                                             iterations=args.iterations, probes=probes)), flush=True)
     else:
