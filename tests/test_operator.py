@@ -105,12 +105,14 @@ def test_pytree_inputs_with_a_shared_leaf_in_small_chunks(mode):
     closed = lambda p, a: f(p, {"a": a, "bias": x["bias"]})
     matrix = as_matrix(oracle_ntk(closed, x["a"], None, params, trace_axes=(), vmap_axis=(0, 0)))
     v = np.random.default_rng(3).standard_normal((10, 2, 2))
-    assert_close(op @ v, (matrix @ v.reshape(20, 2)).reshape(10, 2, 2))
+    expected = (matrix @ v.reshape(20, 2)).reshape(10, 2, 2)
+    assert_close(op @ v, expected)  # chunk by chunk from Python
+    assert_close(jax.jit(lambda o, u: o @ u)(op, v), expected)  # one program: chunks in a loop
 
 
 def test_vectors_in_groups_when_their_pulls_fill_the_budget():
     """A budget for the parameter-shaped pulls of 2 vectors at a time: 5 vectors run as 3 groups
-    (the last padded with zero vectors), equal to all at once."""
+    (under ``jax.jit`` the last padded with zero vectors), equal to all at once."""
     f, params, x = wide_model(n=9)
     probe = ntkc.ntk_operator(f, params, x, trace_axes=(-1,), mode="matrix_free")
     probe._held.measure()
@@ -121,6 +123,7 @@ def test_vectors_in_groups_when_their_pulls_fill_the_budget():
     v = np.random.default_rng(9).standard_normal((9, 5))
     matrix = as_matrix(oracle_ntk(f, x, None, params, trace_axes=(-1,), vmap_axis=(0, 0)))
     assert_close(op @ v, matrix @ v)
+    assert_close(jax.jit(lambda o, u: o @ u)(op, v), matrix @ v)
 
 
 def test_examples_on_another_axis():

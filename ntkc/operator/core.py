@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntkc.ir.from_jaxpr import is_tracer
 from ntkc.operator import choice as choosing
 from ntkc.operator.products import Products
 from ntkc.operator.rows import Rows, examples_first, rows_of
@@ -311,7 +312,7 @@ class NTKOperator:
         else:
             group = held.group(k)
             chunk = held.chunk(group)
-            out = _APPLY(held.products, chunk, group, params, x1f, x2f, v)
+            out = _free_product(held.products, chunk, group, params, x1f, x2f, v)
         if self.square:
             out = out + self._shift * v.astype(out.dtype)
         return out
@@ -451,9 +452,20 @@ Example:
 """
 
 
+def _free_product(products, chunk, group, params, x1f, x2f, v):
+    """The matrix-free product of ``v (..., k)``: one traceable program inside a trace (an
+    operator used under ``jax.jit``), else run chunk by chunk from Python (products.run) with
+    ``group`` vectors at a time."""
+    if any(is_tracer(leaf) for leaf in jax.tree_util.tree_leaves((params, x1f, x2f, v))):
+        return _APPLY(products, chunk, group, params, x1f, x2f, v)
+    k = v.shape[-1]
+    parts = [products.run(params, x1f, x2f, v[..., j:j + group], chunk) for j in range(0, k, group)]
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
+
+
 def _apply_free(products, chunk, group, params, x1f, x2f, v):
-    """The matrix-free product of ``v (..., k)``, ``group`` vectors at a time (zero vectors pad
-    the last group)."""
+    """The matrix-free product of ``v (..., k)`` as one program, ``group`` vectors at a time
+    (zero vectors pad the last group)."""
     k = v.shape[-1]
     if group >= k:
         return products.apply(params, x1f, x2f, v, chunk)

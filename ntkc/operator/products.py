@@ -122,38 +122,72 @@ class Products:
     rows2: Rows
     forward: bool = True
 
-    def apply(self, params, x1_first, x2_first, v, chunk: int):
-        g1, g2 = batch_first(self.f, self.rows1), batch_first(self.f, self.rows2)
-        traced, k = self.rows2.traced, v.shape[-1]
-        pull, push = pull_chunk(g2, traced), push_chunk(g1, traced, self.forward)
-        v = v.reshape(self.rows2.n, self.rows2.width, k)
+    def _columns(self, params, v):
+        """``v (N2·U…, k)`` as ``(N2, U-size, k)`` in the parameters' dtype."""
         dtype = jnp.result_type(*jax.tree_util.tree_leaves(params))
-        v = v.astype(dtype)
+        return v.reshape(self.rows2.n, self.rows2.width, v.shape[-1]).astype(dtype)
 
+    def pull_step(self, params, x2_first, v, i, size: int):
+        """Chunk ``i``'s part of the pull (``size`` examples of side 2; rows an earlier chunk
+        covered masked out): leaves ``(T, k, *p)``."""
         b2, s2, join2 = _split(x2_first, self.rows2)
-        c2 = min(chunk, self.rows2.n)
+        start, fresh = _starts(self.rows2.n, size, i)
+        rows = start + jnp.arange(size)
+        column = lax.dynamic_slice_in_dim(v, start, size, axis=0) * (rows >= fresh)[:, None, None]
+        pull = pull_chunk(batch_first(self.f, self.rows2), self.rows2.traced)
+        return pull(params, join2(_chunk(b2, start, size), s2), column)
 
-        def pull_step(i, total):
-            start, fresh = _starts(self.rows2.n, c2, i)
-            rows = start + jnp.arange(c2)
-            column = lax.dynamic_slice_in_dim(v, start, c2, axis=0) * (rows >= fresh)[:, None, None]
-            part = pull(params, join2(_chunk(b2, start, c2), s2), column)
-            return jax.tree_util.tree_map(jnp.add, total, part)
-
-        zeros = jax.tree_util.tree_map(lambda p: jnp.zeros((traced, k) + jnp.shape(p), dtype), params)
-        pulled = lax.fori_loop(0, math.ceil(self.rows2.n / c2), pull_step, zeros)
-
+    def push_step(self, params, x1_first, pulled, i, size: int):
+        """Chunk ``i``'s rows of the product, its first row, from the summed pull."""
         b1, s1, join1 = _split(x1_first, self.rows1)
-        c1 = min(chunk, self.rows1.n)
+        start, _ = _starts(self.rows1.n, size, i)
+        push = push_chunk(batch_first(self.f, self.rows1), self.rows2.traced, self.forward)
+        return push(params, join1(_chunk(b1, start, size), s1), pulled), start
 
-        def push_step(i, out):
-            start, _ = _starts(self.rows1.n, c1, i)
-            part = push(params, join1(_chunk(b1, start, c1), s1), pulled)
+    def sizes(self, chunk: int) -> tuple[int, int, int, int]:
+        """(side 1's chunk, its count, side 2's chunk, its count) for ``chunk`` examples a chunk."""
+        c1, c2 = min(chunk, self.rows1.n), min(chunk, self.rows2.n)
+        return c1, math.ceil(self.rows1.n / c1), c2, math.ceil(self.rows2.n / c2)
+
+    def apply(self, params, x1_first, x2_first, v, chunk: int):
+        """The product as one traceable program: chunks run in ``fori_loop`` loops (inlined when
+        a side has one chunk)."""
+        v = self._columns(params, v)
+        k = v.shape[-1]
+        c1, n1, c2, n2 = self.sizes(chunk)
+        add = lambda i, total: jax.tree_util.tree_map(jnp.add, total, self.pull_step(params, x2_first, v, i, c2))
+        if n2 == 1:
+            pulled = self.pull_step(params, x2_first, v, 0, c2)
+        else:
+            zeros = jax.tree_util.tree_map(lambda p: jnp.zeros((self.rows2.traced, k) + jnp.shape(p), v.dtype), params)
+            pulled = lax.fori_loop(0, n2, add, zeros)
+
+        def put(i, out):
+            part, start = self.push_step(params, x1_first, pulled, i, c1)
             return lax.dynamic_update_slice_in_dim(out, part.astype(out.dtype), start, axis=0)
 
-        out = jnp.zeros((self.rows1.n, self.rows1.width, k), dtype)
-        out = lax.fori_loop(0, math.ceil(self.rows1.n / c1), push_step, out)
+        if n1 == 1:
+            out = self.push_step(params, x1_first, pulled, 0, c1)[0]
+        else:
+            out = lax.fori_loop(0, n1, put, jnp.zeros((self.rows1.n, self.rows1.width, k), v.dtype))
         return out.reshape(self.rows1.shape + (k,))
+
+    def run(self, params, x1_first, x2_first, v, chunk: int):
+        """The product on concrete arrays, chunk by chunk from Python: one compiled program per
+        chunk step, dispatched per chunk. No XLA loop holds the model: XLA's CPU backend leaves a
+        convolution inside a loop body in a layout its fast kernels do not take (the pull of a
+        small CNN ran 50× slower in a ``fori_loop`` than alone)."""
+        v = self._columns(params, v)
+        c1, n1, c2, n2 = self.sizes(chunk)
+        pulled = _PULL_STEP(self, c2, params, x2_first, v, 0)
+        for i in range(1, n2):
+            pulled = jax.tree_util.tree_map(jnp.add, pulled, _PULL_STEP(self, c2, params, x2_first, v, i))
+        parts = [_PUSH_STEP(self, c1, params, x1_first, pulled, i) for i in range(n1)]
+        if n1 > 1:  # the last chunk ends at N1: its rows before the nominal start are already there
+            overlap = n1 * c1 - self.rows1.n
+            parts[-1] = parts[-1][overlap:]
+        out = jnp.concatenate(parts, axis=0) if n1 > 1 else parts[0]
+        return out.reshape(self.rows1.shape + (v.shape[-1],))
 
     def chunk_program(self, params, x1_first, x2_first, size: int, k: int = 1):
         """One chunk's pull and push (size examples a side, k vectors), compiled: its XLA cost
@@ -173,3 +207,9 @@ class Products:
         column = jax.ShapeDtypeStruct((size2, self.rows2.width, k), dtype)
         return jax.jit(both).lower(params, [spec(l, size1) for l in b1], [spec(l, size2) for l in b2],
                                    s1, s2, column).compile()
+
+
+_PULL_STEP = jax.jit(lambda products, size, params, x2_first, v, i:
+                     products.pull_step(params, x2_first, v, i, size), static_argnums=(0, 1))
+_PUSH_STEP = jax.jit(lambda products, size, params, x1_first, pulled, i:
+                     products.push_step(params, x1_first, pulled, i, size)[0], static_argnums=(0, 1))
