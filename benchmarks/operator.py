@@ -266,10 +266,14 @@ def regression(model: str, n: int, mode: str, *, n_test: int, diag_reg: float, r
            "cg_products_s": sum(s for _, s in tools.products[1:]) if tools.products else None,
            "product_log": [[k, round(s, 3)] for k, s in tools.products],
            "warnings": sorted({f"{w.category.__name__}: {str(w.message)[:200]}" for w in caught})}
-    if shifted.mode == "dense":
-        matrix = np.asarray(shifted._held.matrix, np.float64)
-        exact = matrix @ np.asarray(x_solved, np.float64) + row["regularizer"] * np.asarray(x_solved, np.float64)
+    if shifted.mode == "dense" or shifted.shape[0] <= 10_000:  # in float64, from the (float32) matrix
+        t0 = time.perf_counter()
+        matrix = np.asarray(shifted._held.matrix if shifted.mode == "dense" else op.to_dense(), np.float64)
+        solved = np.asarray(x_solved, np.float64)
+        exact = matrix @ solved + row["regularizer"] * solved
         row["residual_float64"] = float(np.max(np.linalg.norm(exact - b64, axis=0) / np.linalg.norm(b64, axis=0)))
+        row["residual_float64_s"] = time.perf_counter() - t0
+        del matrix
     # what `auto` picks here, priced for the products this solve took (matrix-free) or expects (dense)
     columns = y.shape[1]
     expected = vectors if vectors else default_rank(n) + EXPECTED_ITERATIONS * columns
@@ -470,6 +474,16 @@ SWEEPS = [("mlp", 2.0, [1000, 2000, 5000, 10000, 20000, 23000, 24000, 50000]),
           ("cnn", 2.0**20, [10000, 50000, 100000])]
 
 
+def dense_prediction(row: dict, n: int) -> float:
+    """A dense point's wall time at ``n`` from a measured one's phases: the training kernel
+    scaled by n², the factorization by n³, the rest (the test kernel, the diagonal, products,
+    construction) by n."""
+    r = n / row["n"]
+    train = sum(k["s"] for k in row["kernels"] if k["rows"] == k["columns"] == row["n"] and not k["diagonal"])
+    factor = row["solve_s"] - train
+    return train * r**2 + factor * r**3 + (row["wall_s"] - train - factor) * r
+
+
 def everything(out: pathlib.Path, skip_over: float, timeout: float, models: list[str], ns: list[int],
                ranks: list[int | None], cap: float, save: pathlib.Path) -> None:
     """Every regression point, in order: for each model, the matrix-free product predicted
@@ -510,9 +524,7 @@ def everything(out: pathlib.Path, skip_over: float, timeout: float, models: list
                 emit(rows)
                 iterations = rows[0].get("cg_iterations") or iterations
             if last_dense is not None:
-                r = n / last_dense["n"]
-                build, solve = last_dense.get("build_s", 0.0), last_dense.get("solve_s", 0.0)
-                predicted = build * r**2 + (solve - build) * r**3 + (last_dense["wall_s"] - solve) * r
+                predicted = dense_prediction(last_dense, n)
                 if predicted > skip_over:
                     emit([{"bench": "regression", "model": model, "n": n, "mode": "dense", "predicted_s": predicted,
                            "skipped": f"predicted {predicted:.0f} s > {skip_over:.0f} s (the last point's phases, scaled)"}])
@@ -554,8 +566,8 @@ def main() -> None:
     a.add_argument("--out", default="docs/operator.jsonl")
     a.add_argument("--models", nargs="+", default=list(tiled_models.MODELS))
     a.add_argument("--ns", type=int, nargs="+", default=[2000, 5000, 10000])
-    a.add_argument("--ranks", nargs="+", default=["default", "50"],
-                   help="matrix-free preconditioner ranks ('default': predict_fn's, 100)")
+    a.add_argument("--ranks", nargs="*", default=["default", "50"],
+                   help="matrix-free preconditioner ranks ('default': predict_fn's, 100; none: no matrix-free run)")
     a.add_argument("--skip-over", type=float, default=1800.0, help="seconds (default 30 min)")
     a.add_argument("--timeout", type=float, default=3600.0, help="a point's hard stop [s]")
     for q in (r, c, s, a):

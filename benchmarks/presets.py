@@ -1,4 +1,4 @@
-"""What ``benchmarks/run.py`` measures: configurations, methods and the two presets.
+"""What ``benchmarks/run.py`` measures: configurations, methods and the presets.
 
 A :class:`Config` is one model at one size: the paper's 10-layer ReLU MLP (Figure 1/3; inputs of
 size 3, width ``W``) or a Flax family of :mod:`models_flax` (Figure 2/4; ``W`` is its width,
