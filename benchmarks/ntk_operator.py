@@ -2,15 +2,16 @@
 the mode the cost model picks, and the top of the spectrum.
 
 Usage:
-    python benchmarks/operator.py regression --model mlp --n 2000 --mode dense
-    python benchmarks/operator.py regression --model mlp --n 2000 --mode matrix_free
-    python benchmarks/operator.py regression --model mlp --n 2000 --mode matrix_free --rank 10
-    python benchmarks/operator.py regression --model cnn --n 2000 --mode matrix_free --predict
-    python benchmarks/operator.py choice --model mlp --n 1000 2000 5000 10000 20000 --products 600
-    python benchmarks/operator.py spectrum --n 5000                 # MLP, untraced: N·O = 50,000
-    python benchmarks/operator.py spectrum --n 500 --check          # against eigvalsh(op.to_dense())
-    python benchmarks/operator.py plot --results docs/operator.jsonl --out docs/figures/spectrum.png
-    python benchmarks/operator.py all --out docs/operator.jsonl     # every point, one process each
+    python benchmarks/ntk_operator.py regression --model mlp --n 2000 --mode dense
+    python benchmarks/ntk_operator.py regression --model mlp --n 2000 --mode matrix_free
+    python benchmarks/ntk_operator.py regression --model mlp --n 2000 --mode matrix_free --rank 10
+    python benchmarks/ntk_operator.py regression --model cnn --n 2000 --mode matrix_free --predict
+    python benchmarks/ntk_operator.py choice --model mlp --n 1000 2000 5000 10000 20000 --products 600
+    python benchmarks/ntk_operator.py spectrum --n 5000                 # MLP, untraced: N·O = 50,000
+    python benchmarks/ntk_operator.py spectrum --n 500 --check          # against eigvalsh(op.to_dense())
+    python benchmarks/ntk_operator.py plot --results docs/operator.jsonl --out docs/figures/spectrum.png
+    python benchmarks/ntk_operator.py tables --results docs/operator.jsonl   # the Markdown tables
+    python benchmarks/ntk_operator.py all --out docs/operator.jsonl     # every point, one process each
 
 ``regression``: kernel regression at the end of training (``t = None``) with
 ``ntkc.predict.gradient_descent_mse`` on the traced kernel (``trace_axes=(-1,)``, the 10 logits
@@ -387,6 +388,53 @@ def spectrum(n: int, k: int, check: bool, top: int, memory: int) -> dict:
     return row
 
 
+# -- tables -------------------------------------------------------------------------------------
+def _s(value) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def tables(results: pathlib.Path) -> str:
+    """The Markdown tables of ``docs/benchmarks.md`` from the JSON lines of ``all``."""
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    out = ["| model | N | mode | wall [s] | training kernel or sketch [s] | solve [s] | test predictions [s] "
+           "| peak memory [MiB] | residual | CG iterations | test predictions vs dense |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    regression = {json.dumps([r["model"], r["n"], r["mode"], r.get("skipped")]): r for r in rows
+                  if r.get("bench") == "regression" and not r.get("predicted")}.values()  # repeated rows once
+    for r in sorted(regression, key=lambda r: (r["model"], r["n"], r["mode"])):
+        if "skipped" in r:
+            product = f"; 10-vector product {_s(r['product_10_s'])} s" if "product_10_s" in r else ""
+            out.append(f"| {r['model']} | {r['n']:,} | {r['mode']} | predicted {_s(r['predicted_s'])}{product} "
+                       f"(not run: over 30 min) | | | | | | | |")
+            continue
+        if "wall_s" not in r:
+            why = r.get("stopped") or r.get("missing", "?")
+            out.append(f"| {r['model']} | {r['n']:,} | {r['mode']} | not finished: {why} | | | | | | | |")
+            continue
+        train = sum(k["s"] for k in r.get("kernels", []) if k["rows"] == k["columns"] == r["n"] and not k["diagonal"])
+        first = train if r["mode"] == "dense" else r.get("sketch_s")
+        residual = r.get("residual_float64", r.get("residual"))
+        vs = r.get("vs", {}).get("dense", {}).get("predictions")
+        out.append(f"| {r['model']} | {r['n']:,} | {r['mode']} | {_s(r['wall_s'])} | {_s(first)} | "
+                   f"{_s(r.get('solve_s'))} | {_s(r.get('test_s'))} | {r['peak_anon_mib'] - r['baseline_anon_mib']:,.0f} | "
+                   f"{residual:.1e} | {r.get('cg_iterations') or '–'} | {'–' if vs is None else f'{vs:.1e}'} |")
+    out += ["", "| model | memory budget | N | auto picks | dense [s] | matrix-free [s] |", "|---|---|---|---|---|---|"]
+    for r in (r for r in rows if r.get("bench") == "choice"):
+        budget = "2 GiB" if r["memory_limit"] <= 2**31 else "none"
+        out.append(f"| {r['model']} | {budget} | {r['n']:,} | {r['mode']} | "
+                   f"{_s(r['dense_s']) if r['dense_s'] is not None else 'does not fit'} | {_s(r['matrix_free_s'])} |")
+    out += ["", "| N·O | wall [s] | products (vectors) | peak memory [MiB] | λ₁ … λ₁₀ | largest bound / λ "
+            "| largest error / λ (dense check) |", "|---|---|---|---|---|---|---|"]
+    for r in sorted((r for r in rows if r.get("bench") == "spectrum" and "values" in r), key=lambda r: r["rows"]):
+        values = ", ".join(f"{v:,.0f}" for v in (r["values"][0], r["values"][-1]))
+        check = f"{max(r['relative_errors']):.1e} (within bounds: {r['within_bounds']})" if "errors" in r else "–"
+        out.append(f"| {r['rows']:,} | {_s(r['wall_s'])} | {r['products']} ({r['product_vectors']}) | "
+                   f"{r['peak_anon_mib'] - r['baseline_anon_mib']:,.0f} | {values} | {max(r['relative_bounds']):.1e} | {check} |")
+    return "\n".join(out)
+
+
 # -- the plot ------------------------------------------------------------------------------------
 def plot(results: pathlib.Path, out: pathlib.Path) -> None:
     import matplotlib
@@ -446,7 +494,7 @@ def run_point(args: list[str], timeout: float) -> list[dict]:
         return DONE[tuple(args)]
     tree = source()
     command = [sys.executable, str(pathlib.Path(__file__).resolve())] + args
-    print("$ python benchmarks/operator.py " + " ".join(args), file=sys.stderr, flush=True)
+    print("$ python benchmarks/ntk_operator.py " + " ".join(args), file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
@@ -559,6 +607,8 @@ def main() -> None:
     s.add_argument("--k", type=int, default=10)
     s.add_argument("--check", action="store_true", help="against numpy.linalg.eigvalsh(op.to_dense())")
     s.add_argument("--top", type=int, default=50, help="dense eigenvalues kept (--check)")
+    t = sub.add_parser("tables", help="the Markdown tables of docs/benchmarks.md from the results")
+    t.add_argument("--results", default="docs/operator.jsonl")
     g = sub.add_parser("plot", help="the spectrum figure from the results")
     g.add_argument("--results", default="docs/operator.jsonl")
     g.add_argument("--out", default="docs/figures/spectrum.png")
@@ -577,6 +627,9 @@ def main() -> None:
     args = p.parse_args()
     memory = int(args.memory * GIB) if hasattr(args, "memory") else None
 
+    if args.bench == "tables":
+        print(tables(pathlib.Path(args.results)))
+        return
     if args.bench == "plot":
         plot(pathlib.Path(args.results), pathlib.Path(args.out))
         return
