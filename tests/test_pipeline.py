@@ -158,6 +158,38 @@ def test_a_weight_and_its_bias_share_their_cotangent_product():
                                atol=1e-10 * float(jnp.abs(got).max()))
 
 
+def test_a_weight_term_is_repathed_to_share_its_bias_cotangent_product():
+    """Narrow layers and many outputs (full kernel, W = 8, O = 64): alone, the weight's term
+    ``Σ (cot1·cot2)(x1·x2)`` is cheapest contracting the inputs first, so its path never forms
+    the bias's ``Σ cot1·cot2``; beginning with it costs the weight little beyond that shared
+    step, so the share pass re-paths it and computes the product once."""
+    def f(p, x):
+        h = jnp.tanh(x @ p["w1"] + p["b1"])
+        h = jnp.tanh(h @ p["w2"] + p["b2"])
+        return h @ p["w3"]
+
+    keys = jax.random.split(jax.random.PRNGKey(1), 6)
+    params = {"w1": jax.random.normal(keys[0], (8, 8), jnp.float64), "b1": jax.random.normal(keys[1], (8,), jnp.float64),
+              "w2": jax.random.normal(keys[2], (8, 8), jnp.float64), "b2": jax.random.normal(keys[3], (8,), jnp.float64),
+              "w3": jax.random.normal(keys[4], (8, 64), jnp.float64)}
+    x = jax.random.normal(keys[5], (6, 8), jnp.float64)
+    problem = build_problem(f, x, None, params, {}, trace_axes=(), diagonal_axes=(), vmap_axes=0)
+    shared, plain = compile_plan(problem, params, check=True), _without_share(problem, params)
+    (kernel,), (before,) = shared.kernels, plain.kernels
+    first_steps = [t.contraction.path[0] for t in before.terms if t.leaf in (2, 3)]  # w1, w2
+    assert first_steps == [(1, 3), (1, 3)]  # alone: the inputs' product first
+    assert len(kernel.shared) == 2  # each hidden layer's cotangent product, once
+    readers = sorted(t.leaf for t in kernel.terms if any(op.kind == "shared" for op in t.contraction.operands))
+    assert readers == [0, 1, 2, 3]  # b1, b2, w1, w2 (leaves in key order)
+    hidden = lambda k: sum(t.contraction.flops for t in k.terms if t.leaf < 4) + sum(c.flops for c in k.shared)
+    assert hidden(kernel) < 0.6 * hidden(before)  # the bias terms' products were about half of it
+    import ntkc
+    from reference import oracle_ntk
+    got = ntkc.ntk_fn(f, trace_axes=(), vmap_axes=0, method="structured")(x, None, params)
+    np.testing.assert_allclose(got, oracle_ntk(f, x, None, params, trace_axes=(), vmap_axis=(0, 0)), rtol=1e-10,
+                               atol=1e-10 * float(jnp.abs(got).max()))
+
+
 def test_shared_intermediate_keeps_what_any_reader_keeps():
     """Examples of shape (1, d): the weight's first step keeps the size-1 row axis for its
     factors, the bias sums it; one intermediate keeps it and the bias sums it out."""

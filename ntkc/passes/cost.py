@@ -192,11 +192,11 @@ class SizeNames:
         """A size as an int or an expression of the names.
 
         >>> names = SizeNames.create({"D": 11, "F": 13}, factor=True)
-        >>> names.dim(11 * 11 * 13), names.dim(6)
-        (D**2*F, 6)
+        >>> names.dim(11 * 11 * 13), names.dim(6), names.dim(0)
+        (D**2*F, 6, 0)
         """
         value = int(value)
-        if value in self.symbols or not self.factor:
+        if value in self.symbols or not self.factor or value < 2:  # 0 and 1 have no prime factors
             return self.symbols.get(value, value)
         rest, expr = value, 1
         for prime, symbol in self.symbols.items():

@@ -17,6 +17,13 @@ and sums out what it does not keep — ``Σ_k A[..k..]`` costs no more than the 
 which multiplied over every label of the body — and gets a new path. Larger steps are shared first; under a memory limit, the shared intermediates (all
 live at once) take at most a quarter of it.
 
+A contraction's cheapest path alone may miss a step another contraction takes: with narrow
+layers and many outputs a weight's term is cheapest contracting the inputs ``x1·x2`` first, and
+never forms its bias's ``Σ cot1·cot2``. Before looking for common steps, each contraction of
+three or more operands is re-pathed to begin with a pair some other contraction contracts when
+what it pays beyond that step is less than its own cheapest path (:func:`repath_for_sharing`):
+a 10-layer MLP of width 64 with 128 outputs computes 40 % fewer contraction FLOPs.
+
 Needs: kernel plans with paths (the order pass). Guarantees: every kernel's value is unchanged;
 each shared intermediate is computed once, from the side arrays only; every contraction has a
 path and its FLOPs.
@@ -97,9 +104,57 @@ def _named(step: Step, ids) -> tuple[str, ...]:
     return tuple(name_of[i] for i in ids)
 
 
+def first_pair(c: Contraction, pair: tuple[int, int], limit_elements: int | None) -> tuple[Contraction, int]:
+    """``c`` with the operands at ``pair`` contracted first and the rest along their cheapest
+    path after, and the FLOPs of that first step."""
+    i, j = pair
+    rest = [op for k, op in enumerate(c.operands) if k not in pair]
+    involved = list(dict.fromkeys(c.operands[i].labels + c.operands[j].labels))
+    needed = set(c.output).union(*[set(op.labels) for op in rest])
+    kept = tuple(l for l in involved if l in needed)
+    sizes = dict(zip(c.operands[i].labels + c.operands[j].labels, c.operands[i].shape + c.operands[j].shape))
+    pseudo = Operand(side=0, kind=SHARED, index=-1, labels=kept, shape=tuple(sizes[l] for l in kept))
+    after = best_path(Contraction(operands=tuple(rest) + (pseudo,), output=c.output, scale=c.scale), limit_elements)
+    inner = len(set(involved) - set(kept)) > 0
+    step = math.prod(sizes[l] for l in involved) * (2 if inner else 1)
+    path = ((i, j),) + after.path
+    return dataclasses.replace(c, path=path, flops=step + after.flops, largest=max(after.largest, math.prod(pseudo.shape))), step
+
+
+def repath_for_sharing(comp, entries: list, limit_elements: int | None) -> list:
+    """Each contraction of three or more operands re-pathed to begin with a pair another
+    contraction already contracts (e.g. a weight's term ``Σ (cot1·cot2)(x1·x2)`` beginning with
+    its bias's ``Σ cot1·cot2``) when what it then pays beyond that shared step is less than its
+    own path's whole cost. Under a memory limit only when it costs no more alone (a shared
+    intermediate may not fit the sharing budget)."""
+    bodies: dict = {}
+    for e, c in enumerate(entries):
+        for step in steps_of(comp, c):
+            bodies.setdefault(step.body, set()).add(e)
+    out = list(entries)
+    for e, c in enumerate(entries):
+        if len(c.operands) < 3 or c.flops is None:
+            continue
+        arrays = [_array(comp, op) for op in c.operands]
+        best, saved = None, 0
+        for pair in ((i, j) for i in range(len(arrays)) for j in range(i + 1, len(arrays))):
+            body, _ = _canonical([(arrays[p], tuple(c.operands[p].labels)) for p in pair])
+            if not bodies.get(body, set()) - {e}:
+                continue
+            alternative, step = first_pair(c, pair, limit_elements)
+            gain = c.flops - (alternative.flops - step)
+            alone_ok = limit_elements is None or alternative.flops <= c.flops
+            if gain > saved and alone_ok and alternative.path != c.path:
+                best, saved = alternative, gain
+        if best is not None:
+            out[e] = best
+    return out
+
+
 def share_kernel(comp, kernel, limit_elements: int | None):
     """``kernel`` with its repeated steps computed once (see the module docstring)."""
     entries = [c for jac in kernel.jacobians for c in jac.parts] + [t.contraction for t in kernel.terms]
+    entries = repath_for_sharing(comp, entries, limit_elements)
     sizes = kernel.label_sizes()
     found: dict = {}
     for e, c in enumerate(entries):
