@@ -26,7 +26,6 @@ a pure function.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import threading
@@ -38,7 +37,7 @@ import numpy as np
 
 from ntkc.axes import canonicalize_axes
 from ntkc.backends import program as programs
-from ntkc.batching import Identity, is_array, partition_kwargs, shape_structs, split_kwargs, static_key
+from ntkc.batching import Identity, is_array, partition_kwargs, shape_structs, split_kwargs
 from ntkc.complex_models import complex_out, has_complex_params, real_problem, split_params
 from ntkc.errors import DenseFallbackWarning, MethodFallbackWarning, StructureUnavailable
 from ntkc.ir.from_jaxpr import holds_tracers
@@ -49,6 +48,7 @@ from ntkc.methods.calls import input_values
 from ntkc.passes.cost import MethodCost, SizeNames
 from ntkc.passes.pipeline import compile_plan, forward_blocker, lower_sides, reverse_blocker
 from ntkc.passes.select import choose, examples_of
+from ntkc.plan_cache import PlanCache, kwargs_key, spec_key, tree_key
 from ntkc.problem import NTKProblem, build_problem
 
 PyTree = Any
@@ -80,7 +80,7 @@ class PlanOptions:
     def key(self) -> tuple:
         def axes(a):
             return () if a is None else (a,) if isinstance(a, int) else tuple(a)
-        return (axes(self.trace_axes), axes(self.diagonal_axes), _tree_key(self.vmap_axes), self.memory_limit)
+        return (axes(self.trace_axes), axes(self.diagonal_axes), tree_key(self.vmap_axes), self.memory_limit)
 
 
 def check_options(f: Callable, method: str, options: PlanOptions) -> None:
@@ -264,6 +264,12 @@ class ComplexParts:
     parts: tuple
 
 
+#: Other ways to run a plan's kernel: ``strategy(plan)`` returns a function with
+#: :meth:`NTKPlan.executable`'s signature and result, or None when it does not apply; modules
+#: above this one register them (:mod:`ntkc.tiling.halves`: a symmetric kernel's pairs once).
+STRATEGIES: list[Callable] = []
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class NTKPlan:
     """The NTK of ``f`` for inputs of fixed shapes: which method runs, why, and its program.
@@ -386,7 +392,12 @@ class NTKPlan:
     @functools.cached_property
     def executable(self) -> Callable:
         """``(params, x1, x2, kw1, kw2) -> kernel``, jitted: one XLA program per plan, reused
-        by every call (and inlined into an enclosing ``jax.jit``)."""
+        by every call (and inlined into an enclosing ``jax.jit``): the first of
+        :data:`STRATEGIES` that takes the plan, else the plan's program."""
+        for strategy in STRATEGIES:
+            run = strategy(self)
+            if run is not None:
+                return jax.jit(run)
         return jax.jit(self._execute)
 
 
@@ -402,60 +413,6 @@ def _run_complex(plan: NTKPlan, params, x1, x2, kw1, kw2):
 
 # ---------------------------------------------------------------------------------------------
 # Building, caching and running plans.
-
-
-def _tree_key(tree: PyTree) -> tuple:
-    leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=lambda a: a is None)
-    return treedef, tuple(leaves)
-
-
-def _spec_key(tree: PyTree) -> tuple:
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    return treedef, tuple((tuple(np.shape(l)), np.dtype(jax.numpy.result_type(l)).str) for l in leaves)
-
-
-def _kwargs_key(kwargs: dict) -> tuple:
-    keys = []
-    for side in split_kwargs(kwargs):
-        arrays, static = partition_kwargs(side)
-        keys.append((_spec_key(arrays), static_key(static)))
-    return tuple(keys)
-
-
-class PlanCache:
-    """A bounded least-recently-used cache of plans."""
-
-    def __init__(self, maxsize: int = 128) -> None:
-        self.maxsize = maxsize
-        self._plans: collections.OrderedDict = collections.OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
-
-    def get(self, key):
-        with self._lock:
-            found = self._plans.get(key)
-            if found is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-                self._plans.move_to_end(key)
-            return found
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._plans[key] = value
-            self._plans.move_to_end(key)
-            while len(self._plans) > self.maxsize:
-                self._plans.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._plans.clear()
-            self.hits = self.misses = 0
-
-    def info(self) -> dict:
-        with self._lock:
-            return {"hits": self.hits, "misses": self.misses, "size": len(self._plans), "maxsize": self.maxsize}
 
 
 _CACHE = PlanCache()
@@ -491,8 +448,8 @@ def plan(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None = None, *,
 def plan_for(f: Callable, params: PyTree, x1: PyTree, x2: PyTree | None, kwargs: dict, method: str,
              options: PlanOptions) -> NTKPlan:
     """:func:`plan` with the keyword arguments of ``f`` as a dict and checked options."""
-    key = (Identity(f), options.key(), _spec_key(x1), None if x2 is None else _spec_key(x2),
-           _spec_key(params), _kwargs_key(kwargs))
+    key = (Identity(f), options.key(), spec_key(x1), None if x2 is None else spec_key(x2),
+           spec_key(params), kwargs_key(kwargs))
     analysis = _CACHE.get(key)
     if analysis is None:
         analysis = _analyse(f, params, x1, x2, kwargs, options)
@@ -553,7 +510,7 @@ def check_inputs(p: NTKPlan, x1: PyTree, x2: PyTree | None, params: PyTree, kwar
     """Raise a ValueError naming the argument whose shapes or dtypes differ from the plan's."""
     for name, expected, got in (("x1", p.specs.x1, x1), ("x2", p.specs.x2, x2), ("params", p.specs.params, params)):
         check_argument(name, expected, got)
-    if _kwargs_key(kwargs) != _kwargs_key(p.specs.kwargs):
+    if kwargs_key(kwargs) != kwargs_key(p.specs.kwargs):
         raise ValueError(f"keyword arguments {sorted(kwargs)} differ from the plan's {sorted(p.specs.kwargs)} "
                          "(names, array shapes and dtypes, or the values of non-array arguments).")
 

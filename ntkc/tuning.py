@@ -30,7 +30,6 @@ import warnings
 from typing import Any
 
 import jax
-import numpy as np
 
 from ntkc._version import __version__
 

@@ -36,15 +36,24 @@ def _run(*args, timeout=600):
     return done
 
 
+MESHES = pytest.mark.xdist_group("meshes")  # one worker builds the meshes' kernels for all their tests
+
+
+_MESHES: dict = {}  # built once per process: pytest sets a module fixture up again after another module's test
+
+
 @pytest.fixture(scope="module")
 def on_meshes(tmp_path_factory):
-    path = tmp_path_factory.mktemp("meshes") / "kernels.npz"
-    _run("meshes", str(path))
-    with np.load(path) as saved:
-        kernels = dict(saved)
-    return kernels, json.loads(pathlib.Path(str(path) + ".json").read_text())
+    if not _MESHES:
+        path = tmp_path_factory.mktemp("meshes") / "kernels.npz"
+        _run("meshes", str(path))
+        with np.load(path) as saved:
+            _MESHES["kernels"] = dict(saved)
+        _MESHES["facts"] = json.loads(pathlib.Path(str(path) + ".json").read_text())
+    return _MESHES["kernels"], _MESHES["facts"]
 
 
+@MESHES
 def test_meshes_of_1_2_and_8_devices_give_one_devices_kernel(on_meshes):
     kernels, facts = on_meshes
     assert facts["devices"] == 8
@@ -56,6 +65,7 @@ def test_meshes_of_1_2_and_8_devices_give_one_devices_kernel(on_meshes):
             assert close(kernels[f"{size}/{key}"], kernels[f"none/{key}"]), (size, key)
 
 
+@MESHES
 def test_one_devices_kernel_is_the_untiled_kernel(on_meshes):
     kernels, _ = on_meshes
     f, _, params, x1, x2 = devices_worker.model()
@@ -66,6 +76,7 @@ def test_one_devices_kernel_is_the_untiled_kernel(on_meshes):
         assert close(kernels[f"none/{name}.structured.0"], np.asarray(reference)), name
 
 
+@MESHES
 def test_a_sharded_kernel_is_the_host_kernel_split_by_rows(on_meshes):
     kernels, facts = on_meshes
     assert close(kernels["sharded"], kernels["sharded_host"])
@@ -74,6 +85,7 @@ def test_a_sharded_kernel_is_the_host_kernel_split_by_rows(on_meshes):
     assert "37 rows" in facts["error"] and "8 devices" in facts["error"]
 
 
+@MESHES
 def test_a_dense_operator_on_a_mesh_is_one_devices_operator(on_meshes):
     """Its tiles spread over 8 devices; its matrix kept there, split by rows, when they divide."""
     kernels, facts = on_meshes

@@ -196,7 +196,7 @@ def test_a_cut_program_computes_what_the_whole_program_does(name):
     """Row program then column program == the whole program (structured: its fused batch of
     both sides undone first), for per-example kwargs and pytree inputs too."""
     from ntkc.batching import partition_kwargs, split_kwargs
-    from ntkc.tiling.bands import _functions, band_split
+    from ntkc.tiling.bands import band_functions, band_split
 
     inst = instance(name, jnp.float64)
     kw1, kw2 = (partition_kwargs(kw)[0] for kw in split_kwargs(dict(inst.kwargs)))
@@ -206,8 +206,8 @@ def test_a_cut_program_computes_what_the_whole_program_does(name):
         cut = band_split(plan)
         assert cut is not None and cut.row.steps and not any(s.name == "operands" for s in cut.column.steps
                                                              if hasattr(s, "name"))
-        row, column, _ = _functions(plan, cut)
-        got = column(row(inst.params, inst.x1, kw1), inst.params, inst.x2, kw2)
+        functions = band_functions(plan, cut)
+        got = functions.column(functions.row(inst.params, inst.x1, kw1), inst.params, inst.x2, kw2)
         want = plan.executable(inst.params, inst.x1, inst.x2, kw1, kw2)
         for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * float(np.abs(b).max()))

@@ -7,6 +7,7 @@ mirrors them when x2 is x1; :mod:`ntkc.tiling.store` assembles them in memory or
 memory-mapped files and records finished tiles so an interrupted run resumes).
 """
 
+from ntkc.tiling import halves as _halves  # noqa: F401 (it registers its strategy in ntkc.planning.STRATEGIES)
 from ntkc.tiling.driver import ntk_matrix, tile_plan
 from ntkc.tiling.plan import TilePlan
 

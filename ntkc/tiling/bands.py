@@ -62,11 +62,23 @@ def band_split(plan: NTKPlan) -> Split | None:
     return cut if cut.useful else None
 
 
-def _functions(plan: NTKPlan, cut: Split, diagonal=None):
+@dataclasses.dataclass(frozen=True)
+class BandFunctions:
+    """A cut plan's programs as functions (see :func:`band_functions`)."""
+
+    row: Callable
+    column: Callable
+    own: Callable
+    crossed: Callable
+
+
+def band_functions(plan: NTKPlan, cut: Split, diagonal=None) -> BandFunctions:
     """``row(params, x1, kw1)``, ``column(carried, params, x2, kw2)`` and, given ``diagonal`` =
     (:func:`~ntkc.backends.split.mirrored`'s program and aliases, the carried arrays' batch
-    axes), ``column_of_own(carried, params, x2, kw2, start)``: the column program for x2 = the
-    band's examples ``start:start + b2``, reading side 2's results from the band's."""
+    axes), ``own(carried, params, x2, kw2, start)``: the column program for x2 = the band's
+    examples ``start:start + b2``, reading side 2's results from the band's; and
+    ``crossed(carried, other, params, x2, kw2)``: the column program for x2 whose row results
+    ``other`` are already computed (read instead of recomputed)."""
     inputs, one, _ = program_inputs(plan.problem, plan.params)
     first, rest = inputs[:len(one.names)], inputs[len(one.names):]
     out_tree = jax.tree_util.tree_structure(plan.problem.out1)
@@ -83,22 +95,30 @@ def _functions(plan: NTKPlan, cut: Split, diagonal=None):
         env.update(zip(rest, leaves(x2) + leaves(kw2), strict=True))
         return env
 
-    def column(carried, params, x2, kw2):
-        env = environment(carried, params, x2, kw2)
-        kernels = programs.run(cut.column, {n: env[n] for n in cut.column.inputs})
+    def finish(program, env):
+        kernels = programs.run(program, {n: env[n] for n in program.inputs})
         return jax.tree_util.tree_unflatten(out_tree, kernels)
 
-    def column_of_own(carried, params, x2, kw2, start):
+    def column(carried, params, x2, kw2):
+        return finish(cut.column, environment(carried, params, x2, kw2))
+
+    def own(carried, params, x2, kw2, start):
         (program, aliases), axes = diagonal
         env = environment(carried, params, x2, kw2)
         axis_of = dict(zip(cut.row.outputs, axes))
         for name, source in aliases.items():  # no axes: the band is one tile (start 0, all of it)
             axis = axis_of[source]
             env[name] = env[source] if axis is None else jax.lax.dynamic_slice_in_dim(env[source], start, b2, axis)
-        kernels = programs.run(program, {n: env[n] for n in program.inputs})
-        return jax.tree_util.tree_unflatten(out_tree, kernels)
+        return finish(program, env)
 
-    return row, column, column_of_own
+    def crossed(carried, other, params, x2, kw2):
+        program, aliases = diagonal[0]
+        env = environment(carried, params, x2, kw2)
+        theirs = dict(zip(cut.row.outputs, other, strict=True))
+        env.update({name: theirs[source] for name, source in aliases.items()})
+        return finish(program, env)
+
+    return BandFunctions(row=row, column=column, own=own, crossed=crossed)
 
 
 def _bytes(compiled) -> int:
@@ -166,7 +186,8 @@ def _compile_band(plan: NTKPlan, cut: Split, side1_specs: Callable, x2, params, 
     if not per_example(cut.row):  # e.g. outside-in Jacobians: einsums over the band's examples
         chunk = b1
     x1, kw1 = side1_specs(b1)
-    row, column, _ = _functions(plan, cut)
+    functions = band_functions(plan, cut)
+    row, column = functions.row, functions.column
     carried = jax.eval_shape(row, params, x1, kw1)
     column_compiled = jax.jit(column).lower(carried, params, x2, kw2).compile()
     part_x, part_kw = side1_specs(chunk)
@@ -179,7 +200,7 @@ def _compile_band(plan: NTKPlan, cut: Split, side1_specs: Callable, x2, params, 
         _, one, two = program_inputs(plan.problem, plan.params)
         mirror = mirrored(cut, one.data, two.data)
         if mirror is not None:
-            own_fn = _functions(plan, cut, (mirror, axes or [None] * len(carried)))[2]
+            own_fn = band_functions(plan, cut, (mirror, axes or [None] * len(carried))).own
             own_compiled = jax.jit(own_fn).lower(carried, params, x2, kw2, 0).compile()
             own = lambda c, p, b, k, start: own_compiled(c, p, b, k, start)
     band_bytes = sum(math.prod(c.shape) * np.dtype(c.dtype).itemsize for c in carried) if chunk < b1 else 0

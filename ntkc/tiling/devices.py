@@ -28,7 +28,7 @@ import jax
 import numpy as np
 
 from ntkc.batching import partition_kwargs
-from ntkc.tiling.bands import _batch_axes, _functions, assembler, per_example
+from ntkc.tiling.bands import _batch_axes, band_functions, assembler, per_example
 from ntkc.tiling.geometry import TRACE, Tile, band_tiles
 from ntkc.tiling.plan import TilePlan
 
@@ -213,7 +213,8 @@ def band_runner(plan: TilePlan, mesh_schedule: MeshSchedule, params) -> Callable
     kernel = plan.kernel(plan.block, False)
     b1, b2 = plan.block
     chunk, d = kernel.chunk, mesh.size
-    row, column, _ = _functions(kernel.plan, kernel.cut)
+    functions = band_functions(kernel.plan, kernel.cut)
+    row, column = functions.row, functions.column
     spec, whole = _spec(mesh), jax.sharding.PartitionSpec()
     side1_specs = lambda n: (context.side1.specs(n)[0], partition_kwargs(context.side1.specs(n)[1])[0])
     if per_example(kernel.cut.row):
