@@ -10,7 +10,19 @@ True
 from __future__ import annotations
 
 
-class StructureUnavailable(NotImplementedError):
+class EquationError(NotImplementedError):
+    """A method that cannot run because of one equation of ``f``'s program: the message is the
+    class's ``why`` with the equation's primitive (``primitive``) and the user's line
+    (``source``)."""
+
+    why = "ntkc: '{name}' (from {source})."
+
+    def __init__(self, eqn):
+        self.primitive, self.source = eqn.name, eqn.source
+        super().__init__(self.why.format(name=eqn.name, source=eqn.source))
+
+
+class StructureUnavailable(EquationError):
     """The structured method does not apply to this ``f``; the message (the subclass's ``why``,
     naming the equation and the user's line) says why and which exact method computes the
     kernel instead (Jacobian contraction).
@@ -29,10 +41,6 @@ class StructureUnavailable(NotImplementedError):
     """
 
     why = "ntkc: '{name}' (from {source}) has no structured form."
-
-    def __init__(self, eqn):
-        self.primitive, self.source = eqn.name, eqn.source
-        super().__init__(self.why.format(name=eqn.name, source=eqn.source))
 
 
 class ComplexIntermediates(StructureUnavailable):
@@ -74,7 +82,7 @@ class ReverseModeUnavailable(StructureUnavailable):
            "is computed by forward-mode Jacobian contraction (method='jacobian') instead.")
 
 
-class ForwardModeUnavailable(NotImplementedError):
+class ForwardModeUnavailable(EquationError):
     """``f``'s linear program contains the backward rule of a ``jax.custom_vjp`` function, which
     JAX runs only in reverse mode: NTK-vector products (forward mode) do not exist for it, so that
     method falls back to Jacobian contraction; the structured method transposes the rule.
@@ -94,10 +102,6 @@ class ForwardModeUnavailable(NotImplementedError):
     why = ("ntkc: f's linearization contains '{name}' (from {source}), the backward rule of a "
            "jax.custom_vjp function, which runs only in reverse mode; NTK-vector products need "
            "forward mode, so the NTK is computed by Jacobian contraction (method='jacobian') instead.")
-
-    def __init__(self, eqn):
-        self.primitive, self.source = eqn.name, eqn.source
-        super().__init__(self.why.format(name=eqn.name, source=eqn.source))
 
 
 class MultiOutputConsumer(StructureUnavailable):

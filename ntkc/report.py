@@ -28,6 +28,7 @@ import numpy as np
 
 from ntkc.ir.compilation import Compilation
 from ntkc.methods import METHODS
+from ntkc.tiling.halves import halves
 from ntkc.passes.cost import MethodCost, SizeNames, evaluate
 from ntkc.passes.select import cheapest, examples_of
 from ntkc.planning import NTKPlan, PlanOptions, check_options, execute, plan_for
@@ -56,6 +57,8 @@ class CostReport:
         rule), each naming the primitive and the user's line.
       measured: the :class:`ntkc.tuning.Measurement` of ``auto``'s near tie (measured times of
         its candidates on this device), when one was made or read (:func:`ntkc.compile`).
+      symmetric: with x2 = None, how the chosen plan runs when it computes each pair of
+        examples once (:mod:`ntkc.tiling.halves`; the FLOPs above are the whole plan's), or "".
 
     ``str(report)`` is a text table (at most 100 columns), ``report.markdown()`` a Markdown one
     and ``report.json()`` everything, machine-readable.
@@ -82,6 +85,7 @@ class CostReport:
     itemsize: int = 4
     fallbacks: Mapping[str, str] = dataclasses.field(default_factory=dict)
     measured: Any = None
+    symmetric: str = ""
 
     def numeric(self, method: str) -> tuple[int | None, int | None]:
         """(FLOPs, memory elements) of a method at the actual sizes, None where unknown."""
@@ -137,7 +141,8 @@ class CostReport:
             }
         return {"values": dict(self.values), "chosen": self.chosen, "why": self.why(),
                 "methods": methods, "consumers": self.consumers(), "fallbacks": dict(self.fallbacks),
-                "measured_seconds": None if self.measured is None else dict(self.measured.seconds)}
+                "measured_seconds": None if self.measured is None else dict(self.measured.seconds),
+                "symmetric": self.symmetric}
 
     def json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, sort_keys=True)
@@ -158,7 +163,8 @@ class CostReport:
         lines = ["| method | FLOPs | FLOPs here | XLA FLOPs | memory [elements] | memory here [bytes] | measured |",
                  "|---|---|---|---|---|---|---|"]
         lines += [f"| {' | '.join(r)} |" for r in self._rows()]
-        lines += ["", f"Sizes: {_sizes(self.values)}. Chosen: {self.why()}.", "",
+        lines += ["", f"Sizes: {_sizes(self.values)}. Chosen: {self.why()}."
+                  + (f" x2 = None: {self.symmetric}." if self.symmetric else ""), "",
                   "| leaf | shape | consumer | structure | order |", "|---|---|---|---|---|"]
         lines += [f"| {c['leaf']} | {c['shape']} | {c['consumer']} | {c['kind']} | {c['orders'][0] if c['orders'] else '–'} |"
                   for c in self.consumers()]
@@ -174,7 +180,10 @@ class CostReport:
         lines.append(f"{'method':<14}{'FLOPs here':>12}{'XLA FLOPs':>12}{'memory here':>14}{'measured':>12}")
         for r in self._rows():
             lines.append(f"{r[0]:<14}{r[2]:>12}{r[3]:>12}{r[5]:>14}{r[6]:>12}")
-        lines += ["", _clip(f"chosen: {self.why()}", width), "", "FLOPs:"]
+        lines += ["", _clip(f"chosen: {self.why()}", width)]
+        if self.symmetric:
+            lines += wrap("x2 = None: ", self.symmetric)
+        lines += ["", "FLOPs:"]
         for m in self.costs:
             lines += wrap(f"  {m:<12}", _short(self.costs[m].total_flops))
         lines.append("memory [elements]:")
@@ -283,7 +292,11 @@ def plan_report(plan: NTKPlan, *, dims: Mapping[str, int] | None = None, probes:
         chosen = measured.choice
         report = dataclasses.replace(report, measured=measured)
     xla_flops = {m: _xla_flops(plan.with_method(m), kwargs) for m in costs} if xla else None
-    return dataclasses.replace(report, chosen=chosen, xla=xla_flops)
+    split = None if probes or chosen is None else halves(plan.with_method(chosen))
+    symmetric = "" if split is None else (
+        f"{chosen} runs in halves of {split.sizes[0]} and {split.sizes[1]} examples, each pair of examples once "
+        f"({split.pair_flops_fraction:.0%} of the pairs' contraction FLOPs)")
+    return dataclasses.replace(report, chosen=chosen, xla=xla_flops, symmetric=symmetric)
 
 
 def fallbacks_of(plan: NTKPlan) -> dict[str, str]:

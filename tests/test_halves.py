@@ -56,9 +56,13 @@ def test_ntk_fn_runs_halves_when_they_pay_and_the_whole_program_otherwise():
     got = ntkc.ntk_fn(f, trace_axes=(), vmap_axes=0, method="structured")(x, None, params)
     whole = jax.jit(plan._execute)(params, x, None, {}, {})
     assert_equal_to_oracle(got, np.asarray(whole), jnp.float64, "halves against the whole program")
+    report = ntkc.cost_report(f, params, x, None, trace_axes=(), vmap_axes=0)
+    assert report.chosen == "structured" and "halves of 5 and 5 examples" in str(report)
+    assert "halves of 5 and 5" in report.markdown() and report.as_dict()["symmetric"] == report.symmetric
     # one output: the pairs' contractions are a sliver of the work, halves would not pay
     f1, params1, x1 = _wide_mlp(outputs=1)
     assert halves(ntkc.plan(f1, params1, x1, None, trace_axes=(), vmap_axes=0, method="structured")) is None
+    assert ntkc.cost_report(f1, params1, x1, None, trace_axes=(), vmap_axes=0).symmetric == ""
     # x2 given, or an example axis not a pair: nothing to halve
     given = ntkc.plan(f, params, x, x[:4], trace_axes=(), vmap_axes=0, method="structured")
     diagonal = ntkc.plan(f, params, x, None, trace_axes=(), diagonal_axes=(0,), vmap_axes=0, method="structured")

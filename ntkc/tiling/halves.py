@@ -132,7 +132,7 @@ def halves(plan, priced: bool = True) -> Halves | None:
     if problem.side2 is not None or not problem.vmapped or plan.specs.kwargs or analysis.structure_error is not None:
         return None
     n = problem.side1.n_examples()
-    if n < 2 or any(layout.mode != PAIR for layout in layouts(problem, n, n)):
+    if not isinstance(n, int) or n < 2 or any(layout.mode != PAIR for layout in layouts(problem, n, n)):
         return None
     a = (n + 1) // 2
     x_axes = problem.side1.vmap.x
