@@ -9,10 +9,13 @@ x2 = None), one process compiles ``jacobian``, ``ntvp`` and ``structured`` (``ja
 ``ntkc.ntk_fn``) and ``auto`` as users compile it (``ntkc.compile(..., method="auto")``: where
 the cost model cannot separate methods it measures them and keeps the fastest, with a fresh
 autotuning cache per process), then times the four **interleaved**: rounds in which each method
-runs in turn, each run repeated to fill ≈ 50 ms, until every method has ≥ 7 rounds and the
+runs in turn — the order rotated every round, and one untimed run before each method's timed
+runs — each timed run repeated to fill ≈ 50 ms, until every method has ≥ 7 rounds and the
 rounds fill ≈ 4 s. Interleaving matters here: ``auto`` usually runs the same program as one of
 the others, and on a shared machine two processes timed minutes apart differ by up to 2× for
-the same program. A method whose first run takes over 10× the fastest first run (and over 1 s)
+the same program. The rotation and the untimed run matter too: in a fixed order a method run
+right after the same program (``auto`` after the method it chose) timed up to 1.5× faster than
+that program run after another one. A method whose first run takes over 10× the fastest first run (and over 1 s)
 leaves the rounds (it cannot be the fastest); one that fails to compile or run (out of memory)
 is recorded as missing. Printed: one JSON line per configuration, then ``auto``'s time over
 the fastest method's — per point, geometric mean and worst.
@@ -76,8 +79,13 @@ def measure(config: Config) -> dict:
     repeats = {m: max(1, min(50, round(0.05 / max(first[m], 1e-6)))) for m in runs}
     times: dict[str, list[float]] = {m: [] for m in runs}
     start = time.perf_counter()
+    order, rounds = list(runs), 0
     while min(len(v) for v in times.values()) < 7 or time.perf_counter() - start < 4.0:
-        for method, run in runs.items():
+        turn = rounds % len(order)
+        rounds += 1
+        for method in order[turn:] + order[:turn]:
+            run = runs[method]
+            run(x1, x2, params).block_until_ready()  # untimed: the timed runs follow their own program
             t0 = time.perf_counter()
             for _ in range(repeats[method]):
                 run(x1, x2, params).block_until_ready()
