@@ -43,6 +43,7 @@ from ntkc.backends.split import mirrored
 from ntkc.methods.calls import program_inputs
 from ntkc.planning import STRATEGIES, plan_for
 from ntkc.tiling.bands import BandFunctions, band_functions, band_split
+from ntkc.tiling.examples import Examples
 from ntkc.tiling.geometry import PAIR, Layout, layouts
 
 PyTree = Any
@@ -106,15 +107,6 @@ def _assemble(layout: Layout, aa, ab, bb, b: int):
     return jnp.concatenate([top, bottom], axis=layout.rows)
 
 
-def _resized(x: PyTree, axes: PyTree, size: int) -> PyTree:
-    def resize(axis, leaf):
-        shape = list(leaf.shape)
-        if axis is not None:
-            shape[axis] = size
-        return jax.ShapeDtypeStruct(tuple(shape), leaf.dtype)
-    return jax.tree_util.tree_map(resize, axes, x, is_leaf=lambda a: a is None)
-
-
 def _flops(plan) -> tuple[float, float | None]:
     """(the plan's predicted FLOPs, those of its contractions or None when it has none)."""
     parts = {name: float(value) for name, value in plan.costs()[plan.method].flops.items()}
@@ -134,9 +126,12 @@ def halves(plan, priced: bool = True) -> Halves | None:
     n = problem.side1.n_examples()
     if not isinstance(n, int) or n < 2 or any(layout.mode != PAIR for layout in layouts(problem, n, n)):
         return None
+    total, whole = _flops(plan)
+    if whole is None or whole <= 0 or (priced and whole / 4 < SHARE * total):  # at most a quarter is saved
+        return None
     a = (n + 1) // 2
     x_axes = problem.side1.vmap.x
-    half = _resized(plan.specs.x1, x_axes, a)
+    half = Examples(plan.specs.x1, x_axes, {}, {}).specs(a)[0]
     pair = plan_for(problem.side1.f, plan.specs.params, half, half, {}, plan.method, analysis.options)
     if pair.method != plan.method or pair.complex is not None:
         return None
@@ -147,9 +142,8 @@ def halves(plan, priced: bool = True) -> Halves | None:
     mirror = mirrored(cut, one.data, two.data)
     if mirror is None:
         return None
-    total, whole = _flops(plan)
     part = _flops(pair)[1]
-    if whole is None or part is None or whole <= 0:
+    if part is None:
         return None
     added = 2 * len(mirror[0].steps) + len(cut.row.steps) + 4 * len(layouts(problem, n, n))
     if priced and whole - 3 * part < max(OPERATION_FLOPS * added, SHARE * total):
