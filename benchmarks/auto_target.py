@@ -13,9 +13,8 @@ runs in turn — the order rotated every round, and one untimed run before each 
 runs — each timed run repeated to fill ≈ 50 ms, until every method has ≥ 7 rounds and the
 rounds fill ≈ 4 s. Interleaving matters here: ``auto`` usually runs the same program as one of
 the others, and on a shared machine two processes timed minutes apart differ by up to 2× for
-the same program. The rotation and the untimed run matter too: in a fixed order a method run
-right after the same program (``auto`` after the method it chose) timed up to 1.5× faster than
-that program run after another one. A method whose first run takes over 10× the fastest first run (and over 1 s)
+the same program. The rotation and the untimed run keep the order from favouring a method: in
+a fixed order ``auto`` always runs right after the program it chose. A method whose first run takes over 10× the fastest first run (and over 1 s)
 leaves the rounds (it cannot be the fastest); one that fails to compile or run (out of memory)
 is recorded as missing. Printed: one JSON line per configuration, then ``auto``'s time over
 the fastest method's — per point, geometric mean and worst.
