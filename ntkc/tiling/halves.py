@@ -145,7 +145,7 @@ def halves(plan, priced: bool = True) -> Halves | None:
     part = _flops(pair)[1]
     if part is None:
         return None
-    added = 2 * len(mirror[0].steps) + len(cut.row.steps) + 4 * len(layouts(problem, n, n))
+    added = 2 * len(mirror[0].steps) + len(cut.row.steps) + 4 * len(jax.tree_util.tree_leaves(problem.out1))
     if priced and whole - 3 * part < max(OPERATION_FLOPS * added, SHARE * total):
         return None
     return Halves(pair=pair, functions=band_functions(pair, cut, (mirror, None)),
